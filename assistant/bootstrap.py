@@ -1,0 +1,83 @@
+"""Assemble the serving parts from settings, creating what is missing on first use.
+
+First use converts the embedded model, builds the default index from the demo help center and
+brings the store schema up to date; later uses load them in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from assistant.config import Settings
+from assistant.dialogue import DialogueManager
+from assistant.generation import Generator
+from assistant.store import Store
+from knowledge.embedder import Embedder, load_embedder
+from knowledge.index import KnowledgeIndex
+from knowledge.retriever import Retriever
+
+log = logging.getLogger(__name__)
+
+
+def index_path(settings: Settings, index: str | None = None) -> Path:
+    return settings.artifact_path("index", index or settings.index)
+
+
+def build_index(paths: list[Path], target: Path, embedder: Embedder) -> KnowledgeIndex:
+    """Load, chunk, embed and save an index of the documents under `paths`."""
+    from knowledge.loaders import load_documents
+
+    report = load_documents(paths)
+    index = KnowledgeIndex.build(report.documents, embedder, name=target.name, sources=[str(p) for p in paths])
+    index.card["skipped"] = [{"path": path, "reason": reason} for path, reason in report.skipped]
+    index.save(target)
+    return index
+
+
+def open_index(settings: Settings, embedder: Embedder, index: str | None = None) -> KnowledgeIndex:
+    """The configured index; the default one is built from the demo help center when missing."""
+    from knowledge.demo_data import ARTICLES_DIR
+
+    name = index or settings.index
+    path = index_path(settings, name)
+    if name == "default" and not path.exists():
+        log.info("building the default index from the demo help center (once)")
+        return build_index([ARTICLES_DIR], path, embedder)
+    return KnowledgeIndex.load(path)
+
+
+def open_retriever(settings: Settings, embedder: Embedder | None = None, index: str | None = None) -> Retriever:
+    embedder = embedder or load_embedder(settings.embedder)
+    return Retriever(open_index(settings, embedder, index), embedder)
+
+
+def open_generator(settings: Settings, adapter: str | None = None) -> Generator:
+    from assistant.generation import TransformersGenerator
+    from assistant.models import resolve_adapter_dir, resolve_model_dir
+
+    return TransformersGenerator(
+        resolve_model_dir(settings),
+        resolve_adapter_dir(settings, adapter),
+        device=settings.device,
+        threads=settings.threads,
+        max_new_tokens=settings.max_new_tokens,
+        timeout_s=settings.generation_timeout_s,
+        temperature=settings.temperature,
+        repetition_penalty=settings.repetition_penalty,
+    )
+
+
+def build_dialogue_manager(
+    settings: Settings,
+    *,
+    generator: Generator | None = None,
+    retriever: Retriever | None = None,
+    store: Store | None = None,
+    adapter: str | None = None,
+) -> DialogueManager:
+    """A ready DialogueManager; any part passed in (e.g. a scripted generator in tests) is used as is."""
+    store = store or Store.open(settings.store_url)
+    retriever = retriever or open_retriever(settings)
+    generator = generator or open_generator(settings, adapter)
+    return DialogueManager(settings=settings, retriever=retriever, generator=generator, store=store)

@@ -1,0 +1,200 @@
+"""The `assistant` command line. Heavy libraries load inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from assistant.errors import AssistantError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Self-hosted customer-support assistant.")
+kb_app = typer.Typer(no_args_is_help=True, help="Build, search and inspect knowledge indexes.")
+db_app = typer.Typer(no_args_is_help=True, help="Manage the conversation store.")
+app.add_typer(kb_app, name="kb")
+app.add_typer(db_app, name="db")
+log = logging.getLogger("assistant.cli")
+
+IndexOption = Annotated[str | None, typer.Option("--index", help="Index name under the data dir, or a path.")]
+
+
+def _settings(**overrides):
+    from assistant.config import load_settings
+
+    return load_settings(**overrides)
+
+
+def _print_json(obj: object) -> None:
+    """One JSON object on one line, the last line of stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective configuration (keys and passwords masked)."""
+    _print_json(_settings().masked())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the store's tables to the latest schema."""
+    from assistant.config import mask_url
+    from assistant.store import Store
+
+    settings = _settings()
+    revision = Store(settings.store_url).upgrade()
+    typer.echo(f"store {mask_url(settings.store_url)} is at revision {revision}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The customer's question.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    conversation: Annotated[str | None, typer.Option(help="Continue this conversation id.")] = None,
+    adapter: Annotated[str | None, typer.Option(help="Adapter name, path or `base`.")] = None,
+    index: IndexOption = None,
+) -> None:
+    """Answer one question from the terminal, with its sources; the turn is logged (channel cli)."""
+    from assistant.bootstrap import build_dialogue_manager
+    from assistant.dialogue import Escalated, Final, Sources, Token
+    from assistant.guards import check_message
+
+    settings = _settings(index=index)
+    check_message(question, settings.max_message_chars)  # fail fast, before any model loads
+    manager = build_dialogue_manager(settings, adapter=adapter)
+    streamed: list[str] = []
+    hits, ticket, final = [], None, None
+    for event in manager.respond(conversation, question, channel="cli"):
+        if isinstance(event, Token):
+            streamed.append(event.text)
+            if not as_json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        elif isinstance(event, Sources):
+            hits = event.hits
+        elif isinstance(event, Escalated):
+            ticket = event.ticket_id
+        elif isinstance(event, Final):
+            final = event
+    assert final is not None  # respond always ends with Final
+    if as_json:
+        _print_json({
+            "conversation_id": final.conversation_id, "message_id": final.message_id, "answer": final.text,
+            "decision": final.decision, "reason": final.reason, "citations": final.citations,
+            "escalated": ticket is not None, "ticket_id": ticket, "streamed": "".join(streamed),
+            "sources": [hit.to_dict() for hit in hits], "timings": final.timings,
+        })
+        return
+    if "".join(streamed).strip() != final.text:
+        sys.stdout.write(("\n" if streamed else "") + final.text)
+    sys.stdout.write("\n")
+    if final.citations:
+        sys.stdout.write("\nSources:\n")
+        for cite in final.citations:
+            sys.stdout.write(f"  [{cite['n']}] {cite['title']} ({cite['doc_id']}) {cite['source']}\n")
+
+
+@kb_app.command("build")
+def kb_build(
+    paths: Annotated[list[Path], typer.Argument(help="Folders of .md/.txt files or .jsonl document files.")],
+    index: IndexOption = None,
+    embedder: Annotated[str | None, typer.Option(help="Embedder name or folder.")] = None,
+) -> None:
+    """Build an index from documents (written aside, then swapped in)."""
+    from assistant.bootstrap import build_index, index_path
+    from knowledge.embedder import load_embedder
+
+    settings = _settings(index=index, embedder=embedder)
+    target = index_path(settings)
+    built = build_index([p.resolve() for p in paths], target, load_embedder(settings.embedder))
+    typer.echo(f"indexed {built.document_count} documents as {len(built.chunks)} chunks into {target}")
+    for skipped in built.card.get("skipped", []):
+        typer.echo(f"skipped {skipped['path']}: {skipped['reason']}", err=True)
+
+
+@kb_app.command("search")
+def kb_search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Documents to return.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Search an index and show the best documents with their scores."""
+    from assistant.bootstrap import open_retriever
+
+    hits = open_retriever(_settings(index=index)).search(query, k=k)
+    if as_json:
+        _print_json({"query": query, "k": k, "hits": [hit.to_dict() for hit in hits]})
+        return
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:160]
+        typer.echo(f"{rank}. {hit.doc_id}  [confidence {hit.confidence:.2f}, score {hit.score:.4f}]\n"
+                   f"   {hit.title}: {snippet}")
+
+
+@kb_app.command("stats")
+def kb_stats(index: IndexOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Documents, chunks, embedder and size of an index."""
+    from assistant.bootstrap import index_path
+    from knowledge.index import KnowledgeIndex
+
+    path = index_path(_settings(index=index))
+    loaded = KnowledgeIndex.load(path)
+    stats = {
+        "index": str(path), "documents": loaded.document_count, "chunks": len(loaded.chunks),
+        "index_type": loaded.card["config"].get("index_type"), "embedder": loaded.embedder_name,
+        "dimension": loaded.dimension, "disk_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
+        "updated_at": loaded.card.get("created_at"),
+    }
+    if as_json:
+        _print_json(stats)
+    else:
+        for key, value in stats.items():
+            typer.echo(f"{key:>12}: {value}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    adapter: Annotated[str | None, typer.Option(help="Adapter name, path or `base`.")] = None,
+) -> None:
+    """Start the web chat (and API) on one server."""
+    import uvicorn
+
+    from assistant.serving import build_server
+
+    settings = _settings(host=host, port=port, adapter=adapter)
+    server_app = build_server(settings)
+    log.info("serving the chat on http://%s:%d/", settings.host, settings.port)
+    uvicorn.run(server_app, host=settings.host, port=settings.port, log_level="info")
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    for name in ("assistant", "knowledge", "ui"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    """Entry point: user-fixable problems print one clear line and exit with status 2."""
+    from knowledge import KnowledgeError
+
+    _configure_logging()
+    try:
+        app()
+    except (AssistantError, KnowledgeError) as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

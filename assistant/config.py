@@ -1,0 +1,159 @@
+"""One typed settings object, read from `ASSISTANT_*` variables and an optional TOML file.
+
+The TOML file is `ASSISTANT_CONFIG` if set, else `assistant.toml` in the working directory when
+it exists; environment variables win over the file. `assistant config` prints the values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+ARTIFACT_FOLDERS = {"model": "models", "adapter": "adapters", "classifier": "classifiers", "index": "indexes"}
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".support-assistant"
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("ASSISTANT_CONFIG")
+    if named:
+        return Path(named)
+    local = Path("assistant.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Everything the assistant can be configured with; each field is `ASSISTANT_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Holds models/, adapters/, classifiers/, indexes/, reports/ and the default SQLite store."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the conversation store; default: SQLite `assistant.db` in the data dir."""
+    company_name: str = "Northwind"
+    """Company the assistant speaks for, used in prompts and the chat title."""
+    model: str = DEFAULT_MODEL
+    """Base model: a name under `<data dir>/models/` or a path to any local HF model folder."""
+    adapter: str = "production"
+    """LoRA adapter: a name, a path, `production` (the promoted one, if any) or `base` (none)."""
+    index: str = "default"
+    """Knowledge index: a name under `<data dir>/indexes/` or a path."""
+    embedder: str = "all-MiniLM-L6-v2"
+    """Embedder for new indexes and queries: `all-MiniLM-L6-v2`, `hash` or a local folder."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where generation runs; `auto` picks CUDA when present."""
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for generation; default: the cores this process may use."""
+    max_new_tokens: int = Field(default=200, ge=1, le=4096)
+    """Longest reply, in model tokens."""
+    generation_timeout_s: float = Field(default=60.0, gt=0)
+    """A reply still generating after this many seconds is cut off."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """0 means greedy decoding (the reproducible default)."""
+    repetition_penalty: float = Field(default=1.05, ge=1.0, le=2.0)
+    """Discourages the small default model's loops; higher values make it invent more (measured on the demo)."""
+    retrieval_k: int = Field(default=3, ge=1, le=20)
+    """Passages placed in the prompt."""
+    abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Below this retrieval confidence the assistant abstains and offers a human."""
+    max_message_chars: int = Field(default=4000, ge=10)
+    """Longest customer message accepted."""
+    history_turns: int = Field(default=6, ge=0)
+    """Earlier messages kept in the prompt."""
+    host: str = "127.0.0.1"
+    """Address `assistant serve` listens on."""
+    port: int = Field(default=7860, ge=1, le=65535)
+    """Port `assistant serve` listens on."""
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Bearer keys for /v1/* (comma-separated in the environment)."""
+    agent_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Keys for the agent console and admin actions (comma-separated)."""
+
+    @field_validator("api_keys", "agent_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
+
+    def artifact_path(self, kind: Literal["model", "adapter", "classifier", "index"], value: str) -> Path:
+        """A value without `/` is a name under `<data dir>/<kind>s/`; one with `/` is a path."""
+        if "/" in value or value.startswith((".", "~")):
+            return Path(value).expanduser().resolve()
+        return self.data_dir / ARTIFACT_FOLDERS[kind] / value
+
+    def masked(self) -> dict[str, Any]:
+        """The effective values with keys and passwords hidden, for printing."""
+        values = self.model_dump(mode="json")
+        values["api_keys"] = [_mask(key) for key in self.api_keys]
+        values["agent_keys"] = [_mask(key) for key in self.agent_keys]
+        values["database_url"] = mask_url(self.store_url)
+        values["config_file"] = str(_config_file()) if _config_file() else None
+        return values
+
+
+def _mask(key: str) -> str:
+    return key[:2] + "…" if len(key) > 4 else "…"
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config file; `overrides` (e.g. CLI flags) win."""
+    from pydantic import ValidationError
+
+    from assistant.errors import ConfigError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        problems = "; ".join(
+            f"ASSISTANT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from err

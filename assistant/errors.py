@@ -1,0 +1,19 @@
+"""Errors that reach a person: each says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """A problem the user can fix (configuration, input, a missing artifact or service)."""
+
+
+class ConfigError(AssistantError):
+    """The configuration names something that does not exist or cannot work."""
+
+
+class InvalidMessage(AssistantError):
+    """A chat message that cannot be answered as sent (empty, too long, not text)."""
+
+
+class StoreUnavailable(AssistantError):
+    """The conversation store cannot be reached or opened."""

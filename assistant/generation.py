@@ -1,0 +1,153 @@
+"""Reply generators behind one Protocol: local transformers (GPU when present) and a scripted fake.
+
+`stream(messages, **params)` yields text pieces as they are produced; the dialogue manager
+decides what to do with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+ChatMessages = Sequence[dict[str, str]]
+
+
+class Generator(Protocol):
+    """Streams a reply to chat messages."""
+
+    model_id: str
+    adapter_id: str | None
+
+    def stream(self, messages: ChatMessages, **params: Any) -> Iterator[str]: ...
+
+
+def pick_device(preference: str = "auto") -> str:
+    """`cuda` when asked or available under `auto`, else `cpu`."""
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        from assistant.errors import ConfigError
+
+        raise ConfigError("ASSISTANT_DEVICE=cuda but no CUDA device is available: use auto or cpu")
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return preference
+
+
+def cpu_threads() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class TransformersGenerator:
+    """A local causal LM (+ optional peft adapter), streamed with transformers' TextIteratorStreamer."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        adapter_dir: Path | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        max_new_tokens: int = 200,
+        timeout_s: float = 60.0,
+        temperature: float = 0.0,
+        repetition_penalty: float = 1.0,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = pick_device(device)
+        if self.device == "cpu":
+            torch.set_num_threads(threads or cpu_threads())
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32  # bf16 is slower on most CPUs
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir)
+        self.model = model.eval()
+        self.model_id = Path(model_dir).name
+        self.adapter_id = Path(adapter_dir).name if adapter_dir else None
+        self.max_new_tokens = max_new_tokens
+        self.timeout_s = timeout_s
+        self.temperature = temperature
+        self.repetition_penalty = repetition_penalty
+        self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+        log.info("loaded model=%s adapter=%s device=%s", self.model_id, self.adapter_id, self.device)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def stream(self, messages: ChatMessages, **params: Any) -> Iterator[str]:
+        """Yield decoded text pieces until the end token, `max_new_tokens` or the timeout."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        max_new_tokens = int(params.get("max_new_tokens") or self.max_new_tokens)
+        temperature = float(params.get("temperature", self.temperature))
+        inputs = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(self.device)
+        budget = self.context_tokens - max_new_tokens
+        if inputs["input_ids"].shape[1] > budget:  # keep the end: the question and the latest context
+            inputs = {key: value[:, -budget:] for key, value in inputs.items()}
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.timeout_s + 5
+        )
+        kwargs: dict[str, Any] = dict(
+            **inputs,
+            streamer=streamer,
+            max_new_tokens=max_new_tokens,
+            max_time=self.timeout_s,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            do_sample=temperature > 0,
+            repetition_penalty=float(params.get("repetition_penalty", self.repetition_penalty)),
+        )
+        if temperature > 0:
+            kwargs.update(temperature=temperature, top_p=0.9)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except BaseException as err:  # surfaced in the caller's thread below
+                errors.append(err)
+                streamer.end()
+
+        with self._lock:
+            worker = threading.Thread(target=run, name="generate", daemon=True)
+            worker.start()
+            yield from (piece for piece in streamer if piece)
+            worker.join()
+        if errors:
+            raise errors[0]
+
+
+class ScriptedGenerator:
+    """A deterministic generator for tests: replies with fixed text (or a function of the messages)."""
+
+    def __init__(self, reply: str | Callable[[ChatMessages], str] = "Thanks for asking.", model_id: str = "scripted"):
+        self.reply = reply
+        self.model_id = model_id
+        self.adapter_id: str | None = None
+        self.calls: list[list[dict[str, str]]] = []
+
+    def stream(self, messages: ChatMessages, **params: Any) -> Iterator[str]:
+        self.calls.append([dict(m) for m in messages])
+        text = self.reply(messages) if callable(self.reply) else self.reply
+        yield from re.findall(r"\S+\s*", text)

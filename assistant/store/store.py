@@ -1,0 +1,178 @@
+"""The Store: append conversation events and read them back (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from assistant.config import mask_url
+from assistant.errors import StoreUnavailable
+from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval
+from knowledge import Hit
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def new_conversation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Store:
+    """Append-only conversation log over one SQLAlchemy URL; `open()` brings the schema up to date."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = _engine(url)
+        except (ArgumentError, ImportError, ValueError) as err:
+            raise StoreUnavailable(
+                f"ASSISTANT_DATABASE_URL {mask_url(url)!r} is not a usable SQLAlchemy URL ({err}); "
+                "use e.g. sqlite:///path/assistant.db or postgresql+psycopg://user@host:5432/db"
+            ) from err
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect and apply any pending migration; an unreachable database is a clear error."""
+        store = cls(url)
+        store.upgrade()
+        return store
+
+    def upgrade(self) -> str:
+        """Apply pending Alembic migrations; returns the schema revision now in force."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                return MigrationContext.configure(connection).get_current_revision() or "base"
+        except OperationalError as err:
+            raise StoreUnavailable(
+                f"cannot reach the conversation store at {mask_url(self.url)}: {str(err.orig).strip()}. "
+                "Start the database or point ASSISTANT_DATABASE_URL at one that is running."
+            ) from err
+
+    def tables(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _add(self, *rows: Any) -> None:
+        try:
+            with self._session() as session:
+                session.add_all(rows)
+                session.commit()
+        except OperationalError as err:
+            raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
+
+    # -- writing ---------------------------------------------------------------------------
+    def ensure_conversation(self, conversation_id: str | None, channel: str) -> str:
+        """The id of an existing conversation, or of a new one started on `channel`."""
+        if conversation_id:
+            with self._session() as session:
+                if session.get(Conversation, conversation_id) is not None:
+                    return conversation_id
+        conversation_id = conversation_id or new_conversation_id()
+        self._add(Conversation(id=conversation_id, channel=channel))
+        return conversation_id
+
+    def add_message(self, conversation_id: str, role: str, content: str, channel: str, **turn: Any) -> Message:
+        message = Message(conversation_id=conversation_id, role=role, content=content, channel=channel, **turn)
+        self._add(message)
+        return message
+
+    def add_retrievals(self, message_id: int, hits: Sequence[Hit]) -> None:
+        rows = [
+            Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
+                      score=float(hit.score), confidence=float(hit.confidence))
+            for rank, hit in enumerate(hits, start=1)
+        ]
+        if rows:
+            self._add(*rows)
+
+    def add_feedback(self, message_id: int, rating: int, comment: str | None = None) -> Feedback:
+        if rating not in (-1, 1):
+            raise ValueError("rating must be +1 (thumbs up) or -1 (thumbs down)")
+        with self._session() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.role != "assistant":
+                raise ValueError(f"no assistant message {message_id} to give feedback on")
+        row = Feedback(message_id=message_id, rating=rating, comment=comment)
+        self._add(row)
+        return row
+
+    def add_escalation(self, conversation_id: str, reason: str) -> Escalation:
+        row = Escalation(conversation_id=conversation_id, reason=reason)
+        self._add(row)
+        return row
+
+    # -- reading ---------------------------------------------------------------------------
+    def history(self, conversation_id: str) -> list[dict[str, str]]:
+        """The conversation as chat messages (`role`, `content`), oldest first."""
+        return [{"role": m.role, "content": m.content} for m in self.messages(conversation_id)]
+
+    def messages(self, conversation_id: str) -> list[Message]:
+        with self._session() as session:
+            query = select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
+            return list(session.exec(query))
+
+    def retrievals(self, message_id: int) -> list[Retrieval]:
+        with self._session() as session:
+            query = select(Retrieval).where(Retrieval.message_id == message_id).order_by(col(Retrieval.rank))
+            return list(session.exec(query))
+
+    def feedback(self, message_id: int) -> list[Feedback]:
+        with self._session() as session:
+            return list(session.exec(select(Feedback).where(Feedback.message_id == message_id)))
+
+    def escalations(self, conversation_id: str | None = None) -> list[Escalation]:
+        with self._session() as session:
+            query = select(Escalation).order_by(col(Escalation.id))
+            if conversation_id:
+                query = query.where(Escalation.conversation_id == conversation_id)
+            return list(session.exec(query))
+
+    def conversations(self, limit: int = 100) -> list[Conversation]:
+        with self._session() as session:
+            query = select(Conversation).order_by(col(Conversation.created_at).desc()).limit(limit)
+            return list(session.exec(query))
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
+
+
+__all__ = ["Store", "StoreUnavailable", "SQLAlchemyError", "new_conversation_id"]

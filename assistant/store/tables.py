@@ -1,0 +1,86 @@
+"""SQLModel tables. Rows are appended, never updated: state is rebuilt from them.
+
+The schema is created and changed only by the migrations in `assistant/migrations`; a change
+here needs a new migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conversation(SQLModel, table=True):
+    """One conversation; `channel` is where it started (web, api, cli, eval)."""
+
+    __tablename__ = "conversations"
+
+    id: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Message(SQLModel, table=True):
+    """A customer, assistant or human-agent message; assistant rows carry the turn's facts."""
+
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=64)
+    role: str = Field(max_length=16)
+    content: str
+    channel: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    reply_to: int | None = Field(default=None, foreign_key="messages.id")
+    decision: str | None = Field(default=None, max_length=16)
+    reason: str | None = None
+    model_id: str | None = None
+    adapter_id: str | None = None
+    retrieval_s: float | None = None
+    first_token_s: float | None = None
+    total_s: float | None = None
+    citations: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Retrieval(SQLModel, table=True):
+    """One retrieved passage of a turn, with its rank and scores."""
+
+    __tablename__ = "retrievals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    rank: int
+    doc_id: str
+    chunk_id: str
+    score: float
+    confidence: float
+
+
+class Feedback(SQLModel, table=True):
+    """A thumbs up (+1) or down (-1) on an assistant message."""
+
+    __tablename__ = "feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    rating: int
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Escalation(SQLModel, table=True):
+    """A handoff to a human; its id is the ticket number shown to the customer."""
+
+    __tablename__ = "escalations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=64)
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,78 @@
+"""Self-describing artifact folders: a `card.json` beside the files, written atomically.
+
+Every artifact (model, adapter, classifier, index) is written to a temporary sibling folder that
+is renamed into place, so an interrupted run leaves the previous artifact usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CARD = "card.json"
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("support-assistant")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while data := handle.read(block):
+            digest.update(data)
+    return digest.hexdigest()
+
+
+def new_card(name: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """A card with the common keys of ARCHITECTURE.md; `fields` fill or extend them."""
+    card: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": package_version(),
+        "base": None,
+        "data": [],
+        "config": {},
+        "metrics": {},
+    }
+    card.update(fields)
+    return card
+
+
+def write_card(directory: Path, card: dict[str, Any]) -> None:
+    (directory / CARD).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_card(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / CARD).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it replaces `target` in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

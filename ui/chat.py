@@ -1,0 +1,79 @@
+"""The customer chat: streamed replies, cited sources, thumbs up/down and "Talk to a human"."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from assistant.config import Settings
+from assistant.dialogue import DialogueManager, Final, Token
+from assistant.errors import InvalidMessage
+from assistant.store.store import new_conversation_id
+from ui.render import answer_markdown
+
+log = logging.getLogger(__name__)
+
+ChatHistory = list[dict[str, Any]]
+
+
+def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
+    """A Gradio Blocks app; its handlers only call the manager and render the events."""
+    title = f"{settings.company_name} Support"
+
+    def send(text: str, chat: ChatHistory, conversation_id: str | None, message_ids: list[int | None]
+             ) -> Iterator[tuple[str, ChatHistory, str, list[int | None]]]:
+        conversation_id = conversation_id or new_conversation_id()
+        chat = [*chat, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        message_ids = [*message_ids, None, None]
+        try:
+            for event in manager.respond(conversation_id, text, channel="web"):
+                if isinstance(event, Token):
+                    chat[-1]["content"] += event.text
+                    yield "", chat, conversation_id, message_ids
+                elif isinstance(event, Final):
+                    chat[-1]["content"] = answer_markdown(event.text, event.citations)
+                    message_ids[-1] = event.message_id
+                    yield "", chat, conversation_id, message_ids
+        except InvalidMessage as err:
+            gr.Warning(str(err).capitalize())
+            yield text, chat[:-2], conversation_id, message_ids[:-2]
+
+    def talk_to_human(chat: ChatHistory, conversation_id: str | None, message_ids: list[int | None]
+                      ) -> tuple[ChatHistory, str, list[int | None]]:
+        conversation_id = conversation_id or new_conversation_id()
+        final = next(e for e in manager.escalate(conversation_id, channel="web") if isinstance(e, Final))
+        return ([*chat, {"role": "assistant", "content": final.text}], conversation_id,
+                [*message_ids, final.message_id])
+
+    def on_like(data: gr.LikeData, message_ids: list[int | None]) -> None:
+        index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+        if 0 <= index < len(message_ids) and message_ids[index] is not None:
+            manager.record_feedback(message_ids[index], 1 if data.liked else -1)
+
+    def feedback(message_id: int, rating: int) -> str:
+        """Record +1 / -1 on an assistant message (the API twin of the thumbs buttons)."""
+        manager.record_feedback(int(message_id), int(rating))
+        return "ok"
+
+    with gr.Blocks(title=title, analytics_enabled=False) as app:
+        gr.Markdown(f"## {title}\nAsk about your account, orders, billing, plans, returns or devices. "
+                    "Answers come from our help center and list their sources.")
+        conversation = gr.State(None)
+        message_ids = gr.State([])
+        chatbot = gr.Chatbot(label=title, height=520, feedback_options=("Like", "Dislike"),
+                             placeholder="How can we help?")
+        with gr.Row():
+            box = gr.Textbox(placeholder="Type your question…", show_label=False, scale=8, max_lines=6)
+            send_button = gr.Button("Send", variant="primary", scale=1)
+        human_button = gr.Button("Talk to a human", variant="secondary")
+        outputs = [box, chatbot, conversation, message_ids]
+        box.submit(send, [box, chatbot, conversation, message_ids], outputs, api_name="chat")
+        send_button.click(send, [box, chatbot, conversation, message_ids], outputs, api_name=False)
+        human_button.click(talk_to_human, [chatbot, conversation, message_ids], [chatbot, conversation, message_ids],
+                           api_name="talk_to_human")
+        chatbot.like(on_like, [message_ids], None, api_name=False)
+        gr.api(feedback, api_name="feedback")
+    return app
