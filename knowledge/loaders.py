@@ -114,7 +114,7 @@ def read_jsonl_documents(path: Path) -> Iterator[Document]:
     for line_no, record in iter_jsonl(path):
         missing = [key for key in ("id", "text") if not record.get(key)]
         if missing:
-            raise KnowledgeError(f"{path}:{line_no}: missing {', '.join(missing)}")
+            raise KnowledgeError(f"{path}, line {line_no}: missing {', '.join(missing)}")
         doc_id = str(record["id"])
         if doc_id in seen:
             raise KnowledgeError(f"{path}: duplicate document id {doc_id!r} on lines {seen[doc_id]} and {line_no}")
@@ -140,9 +140,9 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise KnowledgeError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
+            raise KnowledgeError(f"{path}, line {line_no}: not valid JSON ({err.msg})") from err
         if not isinstance(record, dict):
-            raise KnowledgeError(f"{path}:{line_no}: expected a JSON object")
+            raise KnowledgeError(f"{path}, line {line_no}: expected a JSON object")
         yield line_no, record
 
 

@@ -62,7 +62,7 @@ class Store:
                 return MigrationContext.configure(connection).get_current_revision() or "base"
         except OperationalError as err:
             raise StoreUnavailable(
-                f"cannot reach the conversation store at {mask_url(self.url)}: {str(err.orig).strip()}. "
+                f"cannot reach the conversation store at {mask_url(self.url)}: {' '.join(str(err.orig).split())} "
                 "Start the database or point ASSISTANT_DATABASE_URL at one that is running."
             ) from err
 

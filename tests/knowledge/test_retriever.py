@@ -1,0 +1,40 @@
+from knowledge import Document
+from knowledge.embedder import HashEmbedder
+from knowledge.index import KnowledgeIndex
+from knowledge.retriever import Retriever
+
+
+def _retriever(docs):
+    return Retriever(KnowledgeIndex.build(docs, HashEmbedder()), HashEmbedder())
+
+
+def test_one_hit_per_document_best_chunk_first():
+    docs = [Document("a", "Plans", "## Premium\nPremium costs $9.99 a month.\n\n## Plus\nPlus costs $4.99 a month."),
+            Document("b", "Shipping", "Standard shipping takes 3-5 days.")]
+    hits = _retriever(docs).search("premium plan price", k=5)
+    assert [h.doc_id for h in hits].count("a") == 1
+    assert hits[0].doc_id == "a" and "Premium" in hits[0].text
+
+
+def test_follow_up_uses_the_conversation_history():
+    docs = [Document("hub", "Northwind Hub", "The Hub costs $129 and pairs up to 50 devices."),
+            Document("cam", "Northwind Cam", "The Cam costs $89 and records 1080p video.")]
+    retriever = _retriever(docs)
+    history = [{"role": "user", "content": "Tell me about the Northwind Cam"},
+               {"role": "assistant", "content": "It is our indoor camera."}]
+    assert retriever.search("how much does it cost?", history=history, k=1)[0].doc_id == "cam"
+
+
+def test_metadata_filters():
+    docs = [Document("en", "Refunds", "Refunds take 5 days.", metadata={"lang": "en"}),
+            Document("de", "Refunds", "Refunds take 5 days.", metadata={"lang": "de"})]
+    hits = _retriever(docs).search("refunds", k=5, filters={"lang": "de"})
+    assert [h.doc_id for h in hits] == ["de"]
+
+
+def test_confidence_separates_on_topic_from_off_topic():
+    docs = [Document("refunds", "Refund policy", "Refunds are issued within 14 days of the return.")]
+    retriever = _retriever(docs)
+    on_topic = retriever.search("refund policy issued within days", k=1)[0].confidence
+    off_topic = retriever.search("what is the weather in paris", k=1)
+    assert not off_topic or off_topic[0].confidence < on_topic
