@@ -172,7 +172,8 @@ def serve(
     settings = _settings(host=host, port=port, adapter=adapter)
     server_app = build_server(settings)
     log.info("serving the chat on http://%s:%d/", settings.host, settings.port)
-    uvicorn.run(server_app, host=settings.host, port=settings.port, log_level="info")
+    # Open chat streams (server-sent events) would otherwise hold a shutdown indefinitely.
+    uvicorn.run(server_app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
 
 
 def _configure_logging() -> None:

@@ -119,6 +119,8 @@ class TransformersGenerator:
         )
         if temperature > 0:
             kwargs.update(temperature=temperature, top_p=0.9)
+        if params.get("min_new_tokens"):  # benchmarks force equal lengths
+            kwargs["min_new_tokens"] = int(params["min_new_tokens"])
         errors: list[BaseException] = []
 
         def run() -> None:

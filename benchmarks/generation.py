@@ -1,0 +1,136 @@
+"""Generation speed of the assistant's path against plain `model.generate`, same prompts, same run.
+
+Prints time to first token and tokens/s for: ours (TransformersGenerator.stream, what the dialogue
+manager calls), baseline_generate (plain transformers `generate`) and, when llama-cpp-python is
+installed (`make bench-setup`), baseline_llama_cpp on the same GGUF. Ratios are ours / baseline
+(higher is better). `--json` prints one object on the last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+
+log = logging.getLogger("benchmarks.generation")
+
+
+def build_prompts(settings, n: int) -> list[list[dict[str, str]]]:
+    """Realistic prompts: the served system prefix plus retrieved passages and a demo question."""
+    from assistant.bootstrap import open_retriever
+    from assistant.prompts import build_messages
+    from knowledge.demo_data import TESTSET
+
+    retriever = open_retriever(settings)
+    questions = [json.loads(line)["question"] for line in TESTSET.read_text().splitlines() if line.strip()]
+    return [build_messages(q, retriever.search(q, k=settings.retrieval_k), company=settings.company_name)
+            for q in questions[:n]]
+
+
+def time_ours(generator, prompts, new_tokens: int) -> dict[str, float]:
+    firsts, rates = [], []
+    for messages in prompts:
+        start = time.perf_counter()
+        first = None
+        text = ""
+        for piece in generator.stream(messages, max_new_tokens=new_tokens, min_new_tokens=new_tokens):
+            first = first or time.perf_counter() - start
+            text += piece
+        total = time.perf_counter() - start
+        firsts.append(first)
+        rates.append(new_tokens / total)
+    return {"tokens_per_s": statistics.median(rates), "first_token_s": statistics.median(firsts)}
+
+
+def time_generate(model, tokenizer, prompts, new_tokens: int) -> dict[str, float]:
+    import torch
+
+    firsts, rates = [], []
+    for messages in prompts:
+        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            model.generate(**inputs, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+            firsts.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                           pad_token_id=tokenizer.eos_token_id)
+            rates.append(new_tokens / (time.perf_counter() - start))
+    return {"tokens_per_s": statistics.median(rates), "first_token_s": statistics.median(firsts)}
+
+
+def time_llama_cpp(prompts, new_tokens: int, threads: int) -> dict[str, float] | None:
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        log.warning("llama-cpp-python not installed (make bench-setup): llama.cpp baseline skipped")
+        return None
+    from assistant.models import default_gguf_path
+
+    llm = Llama(model_path=str(default_gguf_path()), n_threads=threads, n_ctx=4096, verbose=False)
+    firsts, rates = [], []
+    for messages in prompts:
+        start = time.perf_counter()
+        first, count = None, 0
+        for _ in llm.create_chat_completion(messages, max_tokens=new_tokens, temperature=0.0, stream=True):
+            first = first or time.perf_counter() - start
+            count += 1
+        firsts.append(first)
+        rates.append(count / (time.perf_counter() - start))
+    return {"tokens_per_s": statistics.median(rates), "first_token_s": statistics.median(firsts)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=3, help="demo questions to time (median is reported)")
+    parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per prompt")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    import torch
+
+    from assistant.config import load_settings
+    from assistant.generation import TransformersGenerator, cpu_threads
+    from assistant.models import resolve_model_dir
+
+    settings = load_settings()
+    threads = args.threads or cpu_threads()
+    prompts = build_prompts(settings, args.prompts)
+    generator = TransformersGenerator(resolve_model_dir(settings), device="cpu", threads=threads)
+    prompt_tokens = [len(generator.tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True)
+                         ["input_ids"]) for p in prompts]
+    log.info("timing %d prompts of %s tokens, %d new tokens, %d threads", len(prompts), prompt_tokens,
+             args.new_tokens, threads)
+    time_ours(generator, prompts[:1], 4)  # warm-up
+    ours = time_ours(generator, prompts, args.new_tokens)
+    baseline = time_generate(generator.model, generator.tokenizer, prompts, args.new_tokens)
+    llama = time_llama_cpp(prompts, args.new_tokens, threads)
+    cpu = {
+        "threads": threads, "prompt_tokens": prompt_tokens, "new_tokens": args.new_tokens,
+        "ours": ours, "baseline_generate": baseline, "baseline_llama_cpp": llama,
+        "tokens_per_s_ratio": ours["tokens_per_s"] / baseline["tokens_per_s"],
+        "first_token_s_ratio": baseline["first_token_s"] / ours["first_token_s"],
+        "llama_cpp_tokens_per_s_ratio": ours["tokens_per_s"] / llama["tokens_per_s"] if llama else None,
+    }
+    result = {"baseline": "baseline_generate", "cpu": cpu,
+              "gpu": None if not torch.cuda.is_available() else "not measured by this version"}
+    for name in ("ours", "baseline_generate", "baseline_llama_cpp"):
+        if cpu[name]:
+            figures = cpu[name]
+            print(f"{name:>20}: {figures['tokens_per_s']:7.1f} tokens/s, first token {figures['first_token_s']:.3f} s",
+                  file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"tokens/s ratio ours/generate: {cpu['tokens_per_s_ratio']:.2f}; "
+              f"first-token ratio generate/ours: {cpu['first_token_s_ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

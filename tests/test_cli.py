@@ -1,0 +1,99 @@
+"""The `assistant` command run as a user runs it: a real process, real files, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from knowledge.demo_data import ARTICLES_DIR
+
+
+def assistant(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def fast_env(tiny_model_dir: Path, hash_index_dir: Path) -> dict:
+    return {"ASSISTANT_EMBEDDER": "hash", "ASSISTANT_INDEX": str(hash_index_dir),
+            "ASSISTANT_MODEL": str(tiny_model_dir), "ASSISTANT_ABSTAIN_BELOW": "0.01",
+            "ASSISTANT_MAX_NEW_TOKENS": "8"}
+
+
+def test_help_is_fast_and_lists_commands():
+    result = assistant("--help")
+    assert result.returncode == 0
+    for command in ("serve", "ask", "config", "db", "kb"):
+        assert command in result.stdout
+
+
+def test_kb_build_and_search_json_on_folder_and_jsonl(tmp_path: Path):
+    jsonl = tmp_path / "extra.jsonl"
+    jsonl.write_text('{"id": "promo-xmas", "title": "Holiday promo", "text": "Use code SNOW25 for 25% off."}\n')
+    built = assistant("kb", "build", str(ARTICLES_DIR), str(jsonl), "--index", str(tmp_path / "idx"),
+                      env={"ASSISTANT_EMBEDDER": "hash"})
+    assert built.returncode == 0, built.stderr
+    assert "indexed 48 documents" in built.stdout
+    found = assistant("kb", "search", "holiday promo code SNOW25", "-k", "3", "--json", "--index",
+                      str(tmp_path / "idx"), env={"ASSISTANT_EMBEDDER": "hash"})
+    payload = json.loads(found.stdout.strip().splitlines()[-1])
+    assert payload["hits"][0]["doc_id"] == "promo-xmas" and len(payload["hits"]) == 3
+    stats = assistant("kb", "stats", "--json", "--index", str(tmp_path / "idx"), env={"ASSISTANT_EMBEDDER": "hash"})
+    assert json.loads(stats.stdout)["documents"] == 48
+
+
+def test_ask_json_logs_the_turn(fast_env: dict, isolated_env: Path):
+    result = assistant("ask", "How do I reset my password?", "--json", env=fast_env)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["decision"] == "answer" and payload["answer"].strip()
+    assert payload["citations"] and payload["sources"]
+    from assistant.store import Store
+
+    store = Store.open(f"sqlite:///{isolated_env / 'assistant.db'}")
+    rows = store.messages(payload["conversation_id"])
+    assert [(m.role, m.channel) for m in rows] == [("user", "cli"), ("assistant", "cli")]
+
+
+def test_config_prints_masked_values(fast_env: dict):
+    result = assistant("config", env={**fast_env, "ASSISTANT_AGENT_KEYS": "supersecret"})
+    values = json.loads(result.stdout)
+    assert values["agent_keys"] == ["su…"] and "supersecret" not in result.stdout
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["ask", ""], {}, "the message is empty"),
+    (["ask", "x" * 20_000], {}, "20,000 characters long"),
+    (["ask", "hello", "--index", "/nonexistent/idx"], {"ASSISTANT_EMBEDDER": "hash"}, "no knowledge index at"),
+    (["ask", "hello"], {"ASSISTANT_MODEL": "/nonexistent/model"}, "set ASSISTANT_MODEL"),
+    (["ask", "hello"], {"ASSISTANT_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"},
+     "cannot reach the conversation store"),
+    (["kb", "search", "x", "--index", "/nonexistent/idx"], {"ASSISTANT_EMBEDDER": "hash"}, "rebuild it with"),
+    (["ask", "hi"], {"ASSISTANT_PORT": "abc"}, "ASSISTANT_PORT"),
+])
+def test_bad_input_exits_2_with_one_clear_line(fast_env: dict, args: list, env: dict, message: str):
+    result = assistant(*args, env={**fast_env, **env})
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+
+
+def test_corrupt_index_keeps_logged_turns(fast_env: dict, isolated_env: Path, tmp_path: Path):
+    ok = assistant("ask", "How do I reset my password?", "--json", env=fast_env)
+    conversation = json.loads(ok.stdout.strip().splitlines()[-1])["conversation_id"]
+    broken = tmp_path / "broken-index"
+    broken.mkdir()
+    (broken / "card.json").write_text("{")
+    failed = assistant("ask", "hello", "--index", str(broken), env=fast_env)
+    assert failed.returncode == 2 and "incomplete" in failed.stderr
+    from assistant.store import Store
+
+    assert len(Store.open(f"sqlite:///{isolated_env / 'assistant.db'}").messages(conversation)) == 2
+
+
+def test_usage_error_exits_2():
+    assert assistant("kb", "search").returncode == 2

@@ -1,0 +1,86 @@
+"""The web chat served for real on 127.0.0.1 and driven through gradio_client."""
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from assistant.errors import ConfigError
+from assistant.serving import build_server, check_exposure
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def served(make_manager, settings):
+    manager = make_manager(reply="Open the app and tap Forgot password? to get a reset link [1].")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_server(settings, manager), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}/", manager
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_healthz(served):
+    url, _ = served
+    body = httpx.get(url + "healthz").json()
+    assert body["status"] == "ok" and body["model"] == "scripted" and body["index_documents"] >= 40
+
+
+def test_chat_streams_cites_stores_feedback_and_escalates(served):
+    from gradio_client import Client
+
+    url, manager = served
+    client = Client(url, verbose=False)
+    job = client.submit("How do I reset my password?", [], api_name="/chat")  # session state lives on the server
+    outputs = list(job)
+    assert len(outputs) >= 3  # streamed: several partial updates before the final one
+    box, chat = job.result()
+    assert box == ""
+    answer = chat[-1]["content"]
+    answer_text = answer if isinstance(answer, str) else answer[0]["text"] if isinstance(answer, list) else str(answer)
+    assert "Forgot password" in answer_text and "**Sources**" in answer_text
+    partial = outputs[1][1][-1]["content"]
+    assert len(str(partial)) < len(str(answer))
+    [conversation] = manager.store.conversations()
+    assert conversation.channel == "web"
+    rows = manager.store.messages(conversation.id)
+    assert [m.role for m in rows] == ["user", "assistant"]
+    assert f"[{rows[1].citations[0]['title']}](https://help.northwind.example/" in answer_text
+
+    assert client.predict(rows[1].id, -1, api_name="/feedback") == "ok"
+    assert [f.rating for f in manager.store.feedback(rows[1].id)] == [-1]
+
+    chat = client.predict(chat, api_name="/talk_to_human")
+    [ticket] = manager.store.escalations(conversation.id)
+    assert f"#{ticket.id}" in str(chat[-1]["content"])
+
+
+def test_invalid_message_keeps_the_conversation(served):
+    from gradio_client import Client
+
+    url, manager = served
+    client = Client(url, verbose=False)
+    box, chat = client.predict("   ", [], api_name="/chat")
+    assert box == "   " and chat == [] and manager.store.conversations() == []
+
+
+def test_public_address_needs_both_kinds_of_key(settings):
+    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0: ASSISTANT_API_KEYS and ASSISTANT_AGENT_KEYS"):
+        check_exposure(settings.model_copy(update={"host": "0.0.0.0"}))
+    check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": ["a"], "agent_keys": ["b"]}))
+    check_exposure(settings.model_copy(update={"host": "localhost"}))
