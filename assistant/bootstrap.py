@@ -15,6 +15,7 @@ from assistant.generation import Generator
 from assistant.store import Store
 from knowledge.embedder import Embedder, load_embedder
 from knowledge.index import KnowledgeIndex
+from knowledge.ingest import build_index
 from knowledge.retriever import Retriever
 
 log = logging.getLogger(__name__)
@@ -22,17 +23,6 @@ log = logging.getLogger(__name__)
 
 def index_path(settings: Settings, index: str | None = None) -> Path:
     return settings.artifact_path("index", index or settings.index)
-
-
-def build_index(paths: list[Path], target: Path, embedder: Embedder) -> KnowledgeIndex:
-    """Load, chunk, embed and save an index of the documents under `paths`."""
-    from knowledge.loaders import load_documents
-
-    report = load_documents(paths)
-    index = KnowledgeIndex.build(report.documents, embedder, name=target.name, sources=[str(p) for p in paths])
-    index.card["skipped"] = [{"path": path, "reason": reason} for path, reason in report.skipped]
-    index.save(target)
-    return index
 
 
 def open_index(settings: Settings, embedder: Embedder, index: str | None = None) -> KnowledgeIndex:
@@ -43,7 +33,7 @@ def open_index(settings: Settings, embedder: Embedder, index: str | None = None)
     path = index_path(settings, name)
     if name == "default" and not path.exists():
         log.info("building the default index from the demo help center (once)")
-        return build_index([ARTICLES_DIR], path, embedder)
+        return build_index([ARTICLES_DIR], path, embedder)[0]
     return KnowledgeIndex.load(path)
 
 

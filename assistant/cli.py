@@ -99,22 +99,57 @@ def ask(
             sys.stdout.write(f"  [{cite['n']}] {cite['title']} ({cite['doc_id']}) {cite['source']}\n")
 
 
+def _report_update(target: Path, index, report, loaded) -> None:
+    typer.echo(f"{target}: {report.summary()}; now {index.document_count} documents, {len(index.chunks)} chunks")
+    for path, reason in loaded.skipped:
+        typer.echo(f"skipped {path}: {reason}", err=True)
+
+
 @kb_app.command("build")
 def kb_build(
-    paths: Annotated[list[Path], typer.Argument(help="Folders of .md/.txt files or .jsonl document files.")],
+    paths: Annotated[list[Path], typer.Argument(help="Folders of documents, document files or .jsonl files.")],
     index: IndexOption = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder name or folder.")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything instead of refreshing.")] = False,
 ) -> None:
-    """Build an index from documents (written aside, then swapped in)."""
-    from assistant.bootstrap import build_index, index_path
+    """Build an index, or refresh it: only new or changed documents are embedded, removed ones dropped."""
+    from assistant.bootstrap import index_path
     from knowledge.embedder import load_embedder
+    from knowledge.ingest import build_index
 
     settings = _settings(index=index, embedder=embedder)
     target = index_path(settings)
-    built = build_index([p.resolve() for p in paths], target, load_embedder(settings.embedder))
-    typer.echo(f"indexed {built.document_count} documents as {len(built.chunks)} chunks into {target}")
-    for skipped in built.card.get("skipped", []):
-        typer.echo(f"skipped {skipped['path']}: {skipped['reason']}", err=True)
+    _report_update(target, *build_index(paths, target, load_embedder(settings.embedder), rebuild=rebuild))
+
+
+@kb_app.command("add")
+def kb_add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to add or refresh.")],
+    index: IndexOption = None,
+) -> None:
+    """Add or refresh documents in an existing index (ids relative to the root it was built from)."""
+    from assistant.bootstrap import index_path
+    from knowledge.embedder import load_embedder
+    from knowledge.ingest import add_to_index
+
+    settings = _settings(index=index)
+    target = index_path(settings)
+    _report_update(target, *add_to_index(paths, target, load_embedder(settings.embedder)))
+
+
+@kb_app.command("remove")
+def kb_remove(
+    doc_ids: Annotated[list[str], typer.Argument(help="Document ids to delete, e.g. billing/refund-policy.")],
+    index: IndexOption = None,
+) -> None:
+    """Delete documents and their chunks from an index."""
+    from assistant.bootstrap import index_path
+    from knowledge.ingest import remove_from_index
+
+    target = index_path(_settings(index=index))
+    kept = remove_from_index(doc_ids, target)
+    typer.echo(f"{target}: removed {len(doc_ids)} documents; now {kept.document_count} documents, "
+               f"{len(kept.chunks)} chunks")
 
 
 @kb_app.command("search")
@@ -149,7 +184,7 @@ def kb_stats(index: IndexOption = None, as_json: Annotated[bool, typer.Option("-
         "index": str(path), "documents": loaded.document_count, "chunks": len(loaded.chunks),
         "index_type": loaded.card["config"].get("index_type"), "embedder": loaded.embedder_name,
         "dimension": loaded.dimension, "disk_bytes": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()),
-        "updated_at": loaded.card.get("created_at"),
+        "updated_at": loaded.card.get("updated_at") or loaded.card.get("created_at"),
     }
     if as_json:
         _print_json(stats)

@@ -1,16 +1,19 @@
 """The persisted knowledge index: chunks, a FAISS dense index and a BM25 keyword index.
 
-Layout of an index folder: `card.json` (embedder, dimension, chunking, per-document hashes),
-`chunks.jsonl`, `dense.faiss`, `bm25/`. Both indexes are built once and loaded, never rebuilt per
-query.
+Layout of an index folder: `card.json` (embedder, dimension, chunking, per-document content
+hashes), `chunks.jsonl` (one chunk per line with its vector id), `dense.faiss`, `bm25/`. Both
+indexes are built once and loaded, never rebuilt per query. Updates re-embed only new or changed
+documents (by content hash) and delete the chunks of removed ones; the BM25 index is rebuilt
+from the stored chunk texts, which needs no embedding.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from knowledge.artifacts import CARD, atomic_directory, new_card, read_card, write_card
 from knowledge.chunking import ChunkingConfig, chunk_documents
+from knowledge.dense import DenseConfig, all_vectors, dense_kind, new_dense_index
 from knowledge.documents import Chunk, Document, KnowledgeError
 from knowledge.embedder import Embedder
 
@@ -36,15 +40,34 @@ def keyword_tokens(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
-class KnowledgeIndex:
-    """Chunks with their dense vectors (FAISS, inner product on normalised vectors) and BM25."""
+@dataclass
+class UpdateReport:
+    """What an incremental update did, document ids per kind of change."""
 
-    def __init__(self, chunks: list[Chunk], dense: Any, keyword: Any, card: dict[str, Any]) -> None:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    chunks_embedded: int = 0
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+                f"{self.unchanged} unchanged; {self.chunks_embedded} chunks embedded")
+
+
+class KnowledgeIndex:
+    """Chunks with their dense vectors (inner product on normalised vectors) and a BM25 index."""
+
+    def __init__(self, chunks: list[Chunk], vector_ids: list[int], dense: Any, keyword: Any,
+                 card: dict[str, Any]) -> None:
         self.chunks = chunks
+        self.vector_ids = vector_ids
         self.dense = dense
         self.keyword = keyword
         self.card = card
+        self._position = {vector_id: position for position, vector_id in enumerate(vector_ids)}
 
+    # -- facts -------------------------------------------------------------------------------
     @property
     def embedder_name(self) -> str:
         return self.card["config"]["embedder"]
@@ -54,55 +77,140 @@ class KnowledgeIndex:
         return int(self.card["config"]["dimension"])
 
     @property
+    def document_hashes(self) -> dict[str, str]:
+        return self.card["documents"]
+
+    @property
     def document_count(self) -> int:
-        return len(self.card.get("documents", {}))
+        return len(self.document_hashes)
 
+    @property
+    def roots(self) -> list[str]:
+        return list(self.card["config"].get("roots", []))
+
+    # -- building and updating -----------------------------------------------------------------
     @classmethod
-    def build(
-        cls,
-        documents: Sequence[Document],
-        embedder: Embedder,
-        chunking: ChunkingConfig | None = None,
-        name: str = "index",
-        sources: Sequence[str] = (),
-    ) -> KnowledgeIndex:
-        """Chunk, embed and index `documents` (embedding shows a progress bar)."""
-        import faiss
-
+    def build(cls, documents: Sequence[Document], embedder: Embedder, chunking: ChunkingConfig | None = None,
+              name: str = "index", sources: Sequence[str] = (), dense: DenseConfig | None = None) -> KnowledgeIndex:
+        """Chunk, embed and index `documents` (embedding shows a progress bar on large batches)."""
         if not documents:
-            raise KnowledgeError("no documents to index: give at least one readable .md, .txt or .jsonl file")
+            raise KnowledgeError("no documents to index: give at least one readable document")
         chunking = chunking or ChunkingConfig()
-        chunks = chunk_documents(documents, embedder.count_tokens, chunking)
-        log.info("embedding %d chunks of %d documents with %s", len(chunks), len(documents), embedder.name)
-        vectors = embedder.encode([c.embedding_text for c in chunks], show_progress=len(chunks) > 256)
-        dense = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
-        dense.add_with_ids(vectors, np.arange(len(chunks), dtype=np.int64))
-        keyword = _build_keyword(chunks)
         card = new_card(
-            name,
-            "index",
+            name, "index",
             base={"path": embedder.name, "sha256": None},
             data=[{"path": str(s), "sha256": None, "rows": None} for s in sources],
-            config={
-                "embedder": embedder.name,
-                "dimension": embedder.dimension,
-                "chunking": chunking.as_dict(),
-                "index_type": "flat",
-                "roots": [str(s) for s in sources],
-            },
-            metrics={"documents": len(documents), "chunks": len(chunks)},
-            documents={doc.id: doc.content_hash for doc in documents},
+            config={"embedder": embedder.name, "dimension": embedder.dimension, "chunking": chunking.as_dict(),
+                    "index_type": None, "roots": [str(s) for s in sources], "next_vector_id": 0,
+                    "dense": asdict(dense or DenseConfig())},
+            documents={},
         )
-        return cls(chunks, dense, keyword, card)
+        empty = new_dense_index(np.zeros((0, embedder.dimension), np.float32), np.zeros(0, np.int64), "flat")
+        index = cls([], [], empty, None, card)
+        index.update(documents, embedder)
+        return index
 
+    @property
+    def dense_config(self) -> DenseConfig:
+        return DenseConfig(**self.card["config"].get("dense", {}))
+
+    def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False
+               ) -> UpdateReport:
+        """Add new and changed documents (only they are embedded); with `remove_missing`, drop the rest."""
+        self.check_embedder(embedder)
+        documents = list(documents)
+        report = UpdateReport()
+        known = self.document_hashes
+        fresh: list[Document] = []
+        for doc in documents:
+            if doc.id not in known:
+                report.added.append(doc.id)
+                fresh.append(doc)
+            elif known[doc.id] != doc.content_hash:
+                report.changed.append(doc.id)
+                fresh.append(doc)
+            else:
+                report.unchanged += 1
+        gone = set(known) - {doc.id for doc in documents} if remove_missing else set()
+        report.removed = sorted(gone)
+        self._drop(set(report.changed) | gone)
+        chunking = ChunkingConfig(**self.card["config"]["chunking"])
+        new_chunks = chunk_documents(fresh, embedder.count_tokens, chunking)
+        if new_chunks:
+            log.info("embedding %d chunks of %d documents with %s", len(new_chunks), len(fresh), embedder.name)
+            vectors = embedder.encode([c.embedding_text for c in new_chunks], show_progress=len(new_chunks) > 256)
+            start = int(self.card["config"]["next_vector_id"])
+            ids = np.arange(start, start + len(new_chunks), dtype=np.int64)
+            self.card["config"]["next_vector_id"] = start + len(new_chunks)
+            self.dense.add_with_ids(vectors, ids)
+            self.chunks.extend(new_chunks)
+            self.vector_ids.extend(int(i) for i in ids)
+        report.chunks_embedded = len(new_chunks)
+        for doc in fresh:
+            known[doc.id] = doc.content_hash
+        if not self.chunks:
+            raise KnowledgeError("the index would be empty: keep at least one document")
+        self._refresh()
+        return report
+
+    def remove(self, doc_ids: Iterable[str]) -> list[str]:
+        """Delete documents and their chunks; an unknown id is an error naming it (nothing is removed)."""
+        doc_ids = list(dict.fromkeys(doc_ids))
+        unknown = [doc_id for doc_id in doc_ids if doc_id not in self.document_hashes]
+        if unknown:
+            raise KnowledgeError(f"not in the index: {', '.join(map(repr, unknown))} (see `assistant kb search`)")
+        if len(doc_ids) >= self.document_count:
+            raise KnowledgeError("removing every document would leave the index empty: build a new one instead")
+        self._drop(set(doc_ids))
+        for doc_id in doc_ids:
+            del self.document_hashes[doc_id]
+        self._refresh()
+        return doc_ids
+
+    def _drop(self, doc_ids: set[str]) -> None:
+        if not doc_ids:
+            return
+        keep = [i for i, chunk in enumerate(self.chunks) if chunk.doc_id not in doc_ids]
+        dropped = np.array([v for i, v in enumerate(self.vector_ids) if self.chunks[i].doc_id in doc_ids], np.int64)
+        if len(dropped):
+            self.dense.remove_ids(dropped)
+        self.chunks = [self.chunks[i] for i in keep]
+        self.vector_ids = [self.vector_ids[i] for i in keep]
+
+    def _refresh(self) -> None:
+        """Rebuild BM25 from chunk texts, switch flat/IVF by size, and re-map vector ids."""
+        import bm25s
+
+        dense_config = self.dense_config
+        self.keyword = bm25s.BM25()
+        self.keyword.index(keyword_tokens([c.embedding_text for c in self.chunks]), show_progress=False)
+        wanted = dense_config.kind_for(len(self.chunks))
+        if wanted != dense_kind(self.dense):
+            ids = np.array(self.vector_ids, dtype=np.int64)
+            log.info("re-indexing %d vectors as %s (no re-embedding)", len(ids), wanted)
+            self.dense = new_dense_index(all_vectors(self.dense, ids), ids, wanted, dense_config)
+        self.card["config"]["index_type"] = wanted
+        self.card["metrics"] = {"documents": self.document_count, "chunks": len(self.chunks)}
+        self.card["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self._position = {vector_id: position for position, vector_id in enumerate(self.vector_ids)}
+
+    def check_embedder(self, embedder: Embedder) -> None:
+        if self.embedder_name != embedder.name or self.dimension != embedder.dimension:
+            raise KnowledgeError(
+                f"the index was built with embedder {self.embedder_name!r} ({self.dimension} dims) but "
+                f"{embedder.name!r} ({embedder.dimension} dims) is configured: rebuild the index with "
+                "`assistant kb build` or configure the same embedder (ASSISTANT_EMBEDDER)"
+            )
+
+    # -- persistence -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write all files to a temporary folder, then swap it into place."""
         import faiss
 
         with atomic_directory(Path(path)) as tmp:
             with open(tmp / CHUNKS_FILE, "w", encoding="utf-8") as handle:
-                for chunk in self.chunks:
-                    handle.write(json.dumps(asdict(chunk), ensure_ascii=False) + "\n")
+                for chunk, vector_id in zip(self.chunks, self.vector_ids, strict=True):
+                    handle.write(json.dumps({**asdict(chunk), "vector_id": vector_id}, ensure_ascii=False) + "\n")
             faiss.write_index(self.dense, str(tmp / DENSE_FILE))
             self.keyword.save(str(tmp / KEYWORD_DIR), show_progress=False)
             write_card(tmp, self.card)
@@ -123,24 +231,33 @@ class KnowledgeIndex:
             raise KnowledgeError(f"knowledge index at {path} is incomplete (missing {', '.join(missing)}): {fix}")
         try:
             card = read_card(path)
+            chunks, vector_ids = [], []
             with open(path / CHUNKS_FILE, encoding="utf-8") as handle:
-                chunks = [Chunk(**json.loads(line)) for line in handle if line.strip()]
+                for line in handle:
+                    if line.strip():
+                        record = json.loads(line)
+                        vector_ids.append(int(record.pop("vector_id")))
+                        chunks.append(Chunk(**record))
             dense = faiss.read_index(str(path / DENSE_FILE))
             keyword = bm25s.BM25.load(str(path / KEYWORD_DIR), show_progress=False)
         except Exception as err:  # any damaged file: faiss, json, numpy and bm25s raise their own types
             raise KnowledgeError(f"knowledge index at {path} is corrupt ({type(err).__name__}: {err}): {fix}") from err
         if dense.ntotal != len(chunks):
             raise KnowledgeError(
-                f"knowledge index at {path} is corrupt ({dense.ntotal} vectors for {len(chunks)} chunks): {fix}"
-            )
-        return cls(chunks, dense, keyword, card)
+                f"knowledge index at {path} is corrupt ({dense.ntotal} vectors for {len(chunks)} chunks): {fix}")
+        return cls(chunks, vector_ids, dense, keyword, card)
 
+    # -- search ----------------------------------------------------------------------------------
     def dense_search(self, vectors: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
         """For each query vector, (chunk position, cosine similarity), best first."""
         n = min(n, len(self.chunks))
         scores, ids = self.dense.search(np.asarray(vectors, dtype=np.float32), n)
-        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+        return [[(self._position[int(i)], float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
                 for row_ids, row_scores in zip(ids, scores, strict=True)]
+
+    def similarity(self, position: int, vector: np.ndarray) -> float:
+        """Cosine similarity of one stored chunk to a query vector."""
+        return float(self.dense.reconstruct(self.vector_ids[position]) @ vector)
 
     def keyword_search(self, text: str, n: int) -> list[tuple[int, float]]:
         """(chunk position, BM25 score) of chunks sharing words with `text`, best first."""
@@ -150,11 +267,3 @@ class KnowledgeIndex:
         n = min(n, len(self.chunks))
         ids, scores = self.keyword.retrieve(tokens, k=n, show_progress=False, n_threads=1)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
-
-
-def _build_keyword(chunks: list[Chunk]) -> Any:
-    import bm25s
-
-    keyword = bm25s.BM25()
-    keyword.index(keyword_tokens([c.embedding_text for c in chunks]), show_progress=False)
-    return keyword

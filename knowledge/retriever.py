@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from knowledge.documents import Hit, KnowledgeError
+from knowledge.documents import Hit
 from knowledge.embedder import Embedder
 from knowledge.index import KnowledgeIndex
 
@@ -42,12 +42,7 @@ class Retriever:
     """`search(text, history=..., k=...)` over one index with one embedder."""
 
     def __init__(self, index: KnowledgeIndex, embedder: Embedder, config: RetrieverConfig | None = None) -> None:
-        if index.embedder_name != embedder.name or index.dimension != embedder.dimension:
-            raise KnowledgeError(
-                f"the index was built with embedder {index.embedder_name!r} ({index.dimension} dims) but "
-                f"{embedder.name!r} ({embedder.dimension} dims) is configured: rebuild the index or "
-                "configure the same embedder"
-            )
+        index.check_embedder(embedder)
         self.index = index
         self.embedder = embedder
         self.config = config or RetrieverConfig()
@@ -72,7 +67,7 @@ class Retriever:
                 fused[position] = fused.get(position, 0.0) + weight / (cfg.rrf_k + rank)
         similarity = dict(dense)
         for position in fused.keys() - similarity.keys():  # found by keywords only
-            similarity[position] = float(self.index.dense.reconstruct(position) @ query_vector[0])
+            similarity[position] = self.index.similarity(position, query_vector[0])
         best: dict[str, tuple[float, int]] = {}
         for position, score in fused.items():
             chunk = self.index.chunks[position]

@@ -1,0 +1,118 @@
+"""Incremental index maintenance: only new or changed documents are embedded; nothing is lost."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge import Document, KnowledgeError
+from knowledge.dense import DenseConfig
+from knowledge.embedder import HashEmbedder
+from knowledge.index import KnowledgeIndex
+from knowledge.ingest import add_to_index, build_index, remove_from_index
+from knowledge.retriever import Retriever
+
+
+class CountingEmbedder(HashEmbedder):
+    """The hash embedder, counting every text it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded = 0
+
+    def encode(self, texts, *, show_progress=False) -> np.ndarray:
+        self.embedded += len(texts)
+        return super().encode(texts)
+
+
+def write(root: Path, name: str, text: str) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_rebuilding_a_changed_folder_embeds_only_what_changed(tmp_path: Path):
+    root = tmp_path / "kb"
+    for i in range(20):
+        write(root, f"topic/doc{i}.md", f"# Doc {i}\n\nArticle number {i} about subject{i}.")
+    embedder = CountingEmbedder()
+    index, report, _ = build_index([root], tmp_path / "idx", embedder)
+    assert len(report.added) == 20 and embedder.embedded == len(index.chunks)
+
+    write(root, "topic/doc3.md", "# Doc 3\n\nRewritten: refunds now take 7 days.\n\n## More\nA second section.")
+    write(root, "topic/new.md", "# New\n\nBrand new article about gift wrapping.")
+    (root / "topic" / "doc5.md").unlink()
+    embedder.embedded = 0
+    index, report, _ = build_index([root], tmp_path / "idx", embedder)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (
+        ["topic/new"], ["topic/doc3"], ["topic/doc5"], 18)
+    changed_chunks = [c for c in index.chunks if c.doc_id in ("topic/doc3", "topic/new")]
+    assert embedder.embedded == report.chunks_embedded == len(changed_chunks) == 3
+    loaded = KnowledgeIndex.load(tmp_path / "idx")
+    assert "topic/doc5" not in {c.doc_id for c in loaded.chunks} and loaded.dense.ntotal == len(loaded.chunks)
+    retriever = Retriever(loaded, HashEmbedder())
+    assert retriever.search("gift wrapping", k=1)[0].doc_id == "topic/new"
+    assert retriever.search("refunds take 7 days", k=1)[0].doc_id == "topic/doc3"
+
+
+def test_changing_one_of_10000_documents_embeds_only_its_chunks(tmp_path: Path):
+    docs = [Document(f"faq-{i}", f"Question {i}", f"Answer {i}: item{i} ships in {i % 9 + 1} days.")
+            for i in range(10_000)]
+    embedder = CountingEmbedder()
+    index = KnowledgeIndex.build(docs, embedder)
+    embedder.embedded = 0
+    docs[1234] = Document("faq-1234", "Question 1234", "Answer 1234 changed: item1234 is discontinued.")
+    report = index.update(docs, embedder, remove_missing=True)
+    assert report.changed == ["faq-1234"] and report.unchanged == 9_999
+    assert embedder.embedded == len([c for c in index.chunks if c.doc_id == "faq-1234"]) == 1
+    assert Retriever(index, HashEmbedder()).search("item1234 discontinued", k=1)[0].doc_id == "faq-1234"
+
+
+def test_add_uses_ids_relative_to_the_index_root(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "billing/refunds.md", "# Refunds\n\nRefunds take 5 days.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    write(root, "billing/vouchers.md", "# Vouchers\n\nVouchers expire after a year.")
+    elsewhere = tmp_path / "other" / "press.md"
+    write(tmp_path / "other", "press.md", "# Press\n\nPress enquiries go to press@example.com.")
+    index, report, _ = add_to_index([root / "billing" / "vouchers.md", elsewhere], tmp_path / "idx", HashEmbedder())
+    assert sorted(report.added) == ["billing/vouchers", "press"]
+    assert set(KnowledgeIndex.load(tmp_path / "idx").document_hashes) == {"billing/refunds", "billing/vouchers",
+                                                                          "press"}
+
+
+def test_remove_deletes_chunks_and_unknown_ids_change_nothing(tmp_path: Path):
+    root = tmp_path / "kb"
+    for name in ("a", "b", "c"):
+        write(root, f"{name}.md", f"# {name}\n\nText about {name}.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    with pytest.raises(KnowledgeError, match="not in the index: 'zzz'"):
+        remove_from_index(["a", "zzz"], tmp_path / "idx")
+    assert KnowledgeIndex.load(tmp_path / "idx").document_count == 3
+    index = remove_from_index(["a"], tmp_path / "idx")
+    assert set(index.document_hashes) == {"b", "c"} and {c.doc_id for c in index.chunks} == {"b", "c"}
+    with pytest.raises(KnowledgeError, match="leave the index empty"):
+        remove_from_index(["b", "c"], tmp_path / "idx")
+
+
+def test_add_with_another_embedder_is_refused_and_the_index_kept(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "a.md", "# A\n\nText.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    write(root, "b.md", "# B\n\nMore.")
+    with pytest.raises(KnowledgeError, match="built with embedder 'hash' \\(256 dims\\)"):
+        add_to_index([root / "b.md"], tmp_path / "idx", HashEmbedder(dimension=64))
+    assert KnowledgeIndex.load(tmp_path / "idx").document_count == 1
+
+
+def test_large_collections_switch_to_ivf_without_re_embedding():
+    docs = [Document(f"d{i}", f"T{i}", f"entry {i} word{i % 97} term{i % 13}") for i in range(400)]
+    embedder = CountingEmbedder()
+    index = KnowledgeIndex.build(docs[:100], embedder, dense=DenseConfig(ivf_min_vectors=300))
+    assert index.card["config"]["index_type"] == "flat"
+    index.update(docs, embedder)
+    assert index.card["config"]["index_type"] == "ivf" and embedder.embedded == 400
+    assert index.dense.ntotal == len(index.chunks)
+    index.remove(["d7"])
+    assert index.dense.ntotal == len(index.chunks) == 399 and index.card["config"]["index_type"] == "ivf"
+    assert Retriever(index, HashEmbedder()).search("entry 250 word56 term3", k=3)[0].doc_id == "d250"
