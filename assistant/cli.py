@@ -17,7 +17,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 kb_app = typer.Typer(no_args_is_help=True, help="Build, search and inspect knowledge indexes.")
 db_app = typer.Typer(no_args_is_help=True, help="Manage the conversation store.")
 app.add_typer(kb_app, name="kb")
+eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on labelled test sets.")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 log = logging.getLogger("assistant.cli")
 
 IndexOption = Annotated[str | None, typer.Option("--index", help="Index name under the data dir, or a path.")]
@@ -193,6 +195,50 @@ def kb_stats(index: IndexOption = None, as_json: Annotated[bool, typer.Option("-
             typer.echo(f"{key:>12}: {value}")
 
 
+def _print_table(summary: dict, title: str) -> None:
+    """Headline figures, then one row per group, for people (the JSON line is for programs)."""
+    keys = [key for key, value in summary.items() if key not in ("n", "groups") and not isinstance(value, dict)]
+    typer.echo(f"{title}  (n={summary['n']})")
+    typer.echo("  " + "  ".join(f"{key:>9}" for key in ["group", *keys]))
+    rows = [("all", summary), *summary.get("groups", {}).items()]
+    for name, row in rows:
+        cells = [f"{row[key]:9.3f}" if isinstance(row[key], float) else f"{'-':>9}" for key in keys]
+        typer.echo(f"  {name[:9]:>9}  " + "  ".join(cells) + f"   n={row['n']}")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    testset: Annotated[Path | None, typer.Option(help="Test set JSONL (default: the demo test set).")] = None,
+    index: IndexOption = None,
+    k: Annotated[str, typer.Option("-k", "--k", help="Cut-offs, comma-separated.")] = "1,5,20",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write one JSONL record per item here.")] = None,
+) -> None:
+    """hit@k, MRR and nDCG@10 of the retriever on the answerable items of a test set."""
+    from assistant.bootstrap import open_retriever
+    from assistant.evaluation.retrieval import evaluate_retrieval
+    from assistant.evaluation.testsets import load_testset
+    from knowledge.demo_data import TESTSET
+
+    try:
+        ks = [int(part) for part in k.split(",") if part.strip()]
+    except ValueError as err:
+        raise typer.BadParameter(f"-k takes comma-separated integers such as 1,5,20, not {k!r}") from err
+    if not ks or min(ks) < 1:
+        raise typer.BadParameter("-k needs positive cut-offs such as 1,5,20")
+    retriever = open_retriever(_settings(index=index))
+    items = load_testset(testset or TESTSET, retriever.index.document_hashes)
+    summary, records = evaluate_retrieval(
+        items, lambda item, depth: [h.doc_id for h in retriever.search(item.question, history=item.history, k=depth)],
+        ks)
+    if out:
+        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_table(summary, f"retrieval on {testset or TESTSET}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -217,7 +263,6 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for name in ("assistant", "knowledge", "ui"):
         logging.getLogger(name).setLevel(logging.INFO)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def main() -> None:

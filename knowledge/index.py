@@ -33,11 +33,17 @@ KEYWORD_DIR = "bm25"
 INDEX_FILES = (CARD, CHUNKS_FILE, DENSE_FILE, KEYWORD_DIR)
 
 
-def keyword_tokens(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased words without English stop words: the BM25 vocabulary for chunks and queries."""
+def _bm25s() -> Any:
+    """The bm25s module, with the DEBUG level it sets on import turned back down."""
     import bm25s
 
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def keyword_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased words without English stop words: the BM25 vocabulary for chunks and queries."""
+    return _bm25s().tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
 @dataclass
@@ -179,10 +185,8 @@ class KnowledgeIndex:
 
     def _refresh(self) -> None:
         """Rebuild BM25 from chunk texts, switch flat/IVF by size, and re-map vector ids."""
-        import bm25s
-
         dense_config = self.dense_config
-        self.keyword = bm25s.BM25()
+        self.keyword = _bm25s().BM25()
         self.keyword.index(keyword_tokens([c.embedding_text for c in self.chunks]), show_progress=False)
         wanted = dense_config.kind_for(len(self.chunks))
         if wanted != dense_kind(self.dense):
@@ -219,9 +223,9 @@ class KnowledgeIndex:
     @classmethod
     def load(cls, path: Path) -> KnowledgeIndex:
         """Load an index folder; a missing or damaged one is an error that says how to rebuild it."""
-        import bm25s
         import faiss
 
+        bm25s = _bm25s()
         path = Path(path)
         fix = f"rebuild it with `assistant kb build PATH... --index {path}`"
         if not path.is_dir():
@@ -258,6 +262,14 @@ class KnowledgeIndex:
     def similarity(self, position: int, vector: np.ndarray) -> float:
         """Cosine similarity of one stored chunk to a query vector."""
         return float(self.dense.reconstruct(self.vector_ids[position]) @ vector)
+
+    def keyword_scores(self, text: str, positions: Sequence[int]) -> list[tuple[int, float]]:
+        """BM25 scores of the chunks at `positions`, best first."""
+        tokens = keyword_tokens([text])[0]
+        if not tokens or not positions:
+            return []
+        scores = self.keyword.get_scores(tokens)
+        return sorted(((p, float(scores[p])) for p in positions), key=lambda item: -item[1])
 
     def keyword_search(self, text: str, n: int) -> list[tuple[int, float]]:
         """(chunk position, BM25 score) of chunks sharing words with `text`, best first."""

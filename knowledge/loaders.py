@@ -1,26 +1,34 @@
 """Read knowledge documents from folders of files and from JSONL (contracts in ARCHITECTURE.md).
 
-Document ids: the JSONL `id`; for a file in a folder, its POSIX path relative to that folder
-without extension (`billing/refunds`). A file that cannot be read is reported with the reason
-and the rest of the batch goes on.
+Formats: markdown (optional YAML front matter) and plain text, HTML (main text only), PDF (text
+per page) and CSV FAQs (one document per row); readers for the last three are in
+`knowledge.formats`. Document ids: the JSONL `id`; for a file in a folder, its POSIX path relative
+to that folder without extension (`billing/refunds`); for a CSV FAQ row, its `id` column, else
+`<that path>:<row>`. A file that cannot be read is reported with the reason and the rest of the
+batch goes on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from knowledge.documents import Document, KnowledgeError
+from knowledge.formats import FileText, UnreadableFile
+from knowledge.formats.csv_faq import read_csv_faq
+from knowledge.formats.html import read_html
+from knowledge.formats.pdf import read_pdf
 
 log = logging.getLogger(__name__)
 
-FILE_SUFFIXES = (".md", ".markdown", ".txt")
+FILE_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".csv")
 JSONL_SUFFIXES = (".jsonl",)
+CSV_SUFFIXES = (".csv",)
 
 
 @dataclass
@@ -35,54 +43,104 @@ class LoadReport:
         self.skipped.append((str(path), reason))
 
 
-def load_documents(paths: Iterable[str | Path]) -> LoadReport:
-    """Load every supported document under `paths` (folders, files or JSONL); ids must be unique."""
+@dataclass(frozen=True)
+class _CsvColumns:
+    question: str | None = None
+    answer: str | None = None
+
+
+def load_documents(
+    paths: Iterable[str | Path], *, csv_question_column: str | None = None, csv_answer_column: str | None = None
+) -> LoadReport:
+    """Load every supported document under `paths` (folders, files or JSONL); ids must be unique.
+
+    `csv_question_column` / `csv_answer_column` name the columns of CSV FAQs (any case) when they
+    are not among the common names (question, q, title / answer, a, text, body).
+    """
+    csv_columns = _CsvColumns(csv_question_column, csv_answer_column)
     report = LoadReport()
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            raise KnowledgeError(f"{path} does not exist: give a folder of .md/.txt files or a .jsonl file")
+            raise KnowledgeError(
+                f"{path} does not exist: give a folder of documents ({', '.join(FILE_SUFFIXES)}) or a .jsonl file"
+            )
         if path.is_dir():
-            _load_folder(path, report)
+            _load_folder(path, report, csv_columns)
         elif path.suffix.lower() in JSONL_SUFFIXES:
             report.documents.extend(read_jsonl_documents(path))
         else:
-            _load_file(path, path.parent, report)
+            _load_file(path, path.parent, report, csv_columns)
     _check_unique_ids(report.documents)
     return report
 
 
-def _load_folder(root: Path, report: LoadReport) -> None:
+def _load_folder(root: Path, report: LoadReport, csv_columns: _CsvColumns) -> None:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         if path.suffix.lower() in JSONL_SUFFIXES:
             report.documents.extend(read_jsonl_documents(path))
         else:
-            _load_file(path, root, report)
+            _load_file(path, root, report, csv_columns)
 
 
-def _load_file(path: Path, root: Path, report: LoadReport) -> None:
+def _load_file(path: Path, root: Path, report: LoadReport, csv_columns: _CsvColumns) -> None:
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
-        report.skip(path, f"unsupported file type {suffix or '(none)'}; supported: {', '.join(FILE_SUFFIXES)}")
+        supported = ", ".join((*FILE_SUFFIXES, *JSONL_SUFFIXES))
+        report.skip(path, f"unsupported file type {suffix or '(none)'}; supported: {supported}")
         return
+    doc_id = path.relative_to(root).with_suffix("").as_posix()
+    try:
+        if suffix in CSV_SUFFIXES:
+            faq = read_csv_faq(path, doc_id, question_column=csv_columns.question, answer_column=csv_columns.answer)
+            for row, reason in faq.skipped_rows:
+                report.skip(path, f"row {row} skipped: {reason}")
+            report.documents.extend(faq.documents)
+            return
+        content = _READERS[suffix](path)
+    except UnreadableFile as err:
+        report.skip(path, str(err))
+        return
+    except OSError as err:
+        report.skip(path, f"cannot read the file ({err.strerror or err})")
+        return
+    report.documents.append(
+        Document(
+            id=doc_id,
+            title=content.title or path.stem.replace("-", " ").capitalize(),
+            text=content.text,
+            source=content.source or path.as_posix(),
+            metadata=content.metadata,
+        )
+    )
+
+
+def _read_text(path: Path) -> FileText:
+    """A markdown or plain-text file; markdown may start with YAML front matter (title, url, metadata)."""
     try:
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        report.skip(path, f"not UTF-8 text ({err.reason} at byte {err.start})")
-        return
+        raise UnreadableFile(f"not UTF-8 text ({err.reason} at byte {err.start})") from err
     if "\x00" in raw:
-        report.skip(path, "looks binary (contains NUL bytes)")
-        return
-    doc_id = path.relative_to(root).with_suffix("").as_posix()
-    meta, body = split_front_matter(raw) if suffix != ".txt" else ({}, raw)
+        raise UnreadableFile("looks binary (contains NUL bytes)")
+    meta, body = split_front_matter(raw) if path.suffix.lower() != ".txt" else ({}, raw)
     if not body.strip():
-        report.skip(path, "empty file")
-        return
-    title = str(meta.pop("title", "") or _first_heading(body) or path.stem.replace("-", " ").capitalize())
-    source = str(meta.pop("url", "") or path.as_posix())
-    report.documents.append(Document(id=doc_id, title=title, text=body.strip(), source=source, metadata=meta))
+        raise UnreadableFile("empty file")
+    title = str(meta.pop("title", "") or _first_heading(body))
+    source = str(meta.pop("url", "") or "")
+    return FileText(text=body.strip(), title=title, source=source, metadata=meta)
+
+
+_READERS: dict[str, Callable[[Path], FileText]] = {
+    ".md": _read_text,
+    ".markdown": _read_text,
+    ".txt": _read_text,
+    ".html": read_html,
+    ".htm": read_html,
+    ".pdf": read_pdf,
+}
 
 
 def split_front_matter(text: str) -> tuple[dict, str]:

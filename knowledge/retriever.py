@@ -15,6 +15,7 @@ from typing import Any
 
 from knowledge.documents import Hit
 from knowledge.embedder import Embedder
+from knowledge.entities import EntityTitles
 from knowledge.index import KnowledgeIndex
 
 
@@ -32,6 +33,10 @@ class RetrieverConfig:
     """Chunks taken from each ranking before fusion."""
     history_turns: int = 2
     """Earlier user turns folded into the query of a follow-up question."""
+    focus_weight: float = 2.0
+    """Weight of the rankings restricted to the entity the conversation is about (see entities.py)."""
+    focus_turns: int = 10
+    """How many earlier turns are searched for the entity named last."""
     confidence_midpoint: float = 0.45
     """Dense similarity at which confidence is 0.5 (set on a dev set)."""
     confidence_slope: float = 14.0
@@ -46,6 +51,7 @@ class Retriever:
         self.index = index
         self.embedder = embedder
         self.config = config or RetrieverConfig()
+        self.entities = EntityTitles(index.chunks)
 
     def search(
         self,
@@ -61,8 +67,12 @@ class Retriever:
         query_vector = self.embedder.encode([query])
         [dense] = self.index.dense_search(query_vector, cfg.candidates)
         keyword = self.index.keyword_search(query, cfg.candidates)
+        rankings = [(cfg.dense_weight, dense), (cfg.keyword_weight, keyword)]
+        focus = self.entities.focus(text, history, cfg.focus_turns) if self.entities and cfg.focus_weight else []
+        if focus:  # rank the named entity's own chunks by the current message alone
+            rankings += self._focused_rankings(text, focus)
         fused: dict[int, float] = {}
-        for weight, ranking in ((cfg.dense_weight, dense), (cfg.keyword_weight, keyword)):
+        for weight, ranking in rankings:
             for rank, (position, _) in enumerate(ranking, start=1):
                 fused[position] = fused.get(position, 0.0) + weight / (cfg.rrf_k + rank)
         similarity = dict(dense)
@@ -77,6 +87,14 @@ class Retriever:
                 best[chunk.doc_id] = (score, position)
         ranked = sorted(best.values(), key=lambda item: -item[0])[:k]
         return [self._hit(position, score, similarity[position]) for score, position in ranked]
+
+    def _focused_rankings(self, text: str, positions: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
+        vector = self.embedder.encode([text])[0]
+        dense = sorted(((p, self.index.similarity(p, vector)) for p in positions), key=lambda item: -item[1])
+        keyword = [(p, s) for p, s in self.index.keyword_scores(text, positions) if s > 0]
+        weight = self.config.focus_weight
+        return [(weight * self.config.dense_weight, dense[: self.config.candidates]),
+                (weight * self.config.keyword_weight, keyword[: self.config.candidates])]
 
     def conversational_query(self, text: str, history: Sequence[Mapping[str, str]]) -> str:
         """The current message preceded by the last few user turns, so follow-ups keep their topic."""
