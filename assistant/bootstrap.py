@@ -27,14 +27,29 @@ def index_path(settings: Settings, index: str | None = None) -> Path:
 
 def open_index(settings: Settings, embedder: Embedder, index: str | None = None) -> KnowledgeIndex:
     """The configured index; the default one is built from the demo help center when missing."""
-    from knowledge.demo_data import ARTICLES_DIR
+    from knowledge.demo_data import ARTICLES_DIR, DEVSET
 
     name = index or settings.index
     path = index_path(settings, name)
     if name == "default" and not path.exists():
         log.info("building the default index from the demo help center (once)")
-        return build_index([ARTICLES_DIR], path, embedder)[0]
+        built = build_index([ARTICLES_DIR], path, embedder)[0]
+        calibrate_index(Retriever(built, embedder), DEVSET)
+        built.save(path)
+        return built
     return KnowledgeIndex.load(path)
+
+
+def calibrate_index(retriever: Retriever, devset: Path) -> dict:
+    """Fit the retriever's confidence on a labelled dev set (stored in the index card when saved)."""
+    from assistant.evaluation.testsets import load_testset
+    from knowledge.calibration import calibrate
+
+    items = load_testset(devset, retriever.index.document_hashes)
+    record = calibrate(retriever, [(i.question, i.history, i.answerable) for i in items], str(devset))
+    log.info("calibrated confidence on %s: midpoint=%.3f slope=%.1f dev_accuracy=%.3f", devset.name,
+             record["midpoint"], record["slope"], record["dev_accuracy"])
+    return record
 
 
 def open_retriever(settings: Settings, embedder: Embedder | None = None, index: str | None = None) -> Retriever:

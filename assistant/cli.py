@@ -154,6 +154,22 @@ def kb_remove(
                f"{len(kept.chunks)} chunks")
 
 
+@kb_app.command("calibrate")
+def kb_calibrate(
+    devset: Annotated[Path, typer.Option(help="Dev set JSONL with answerable and unanswerable questions.")],
+    index: IndexOption = None,
+) -> None:
+    """Fit retrieval confidence on a dev set, so that abstaining reads a calibrated number."""
+    from assistant.bootstrap import calibrate_index, index_path, open_retriever
+
+    settings = _settings(index=index)
+    retriever = open_retriever(settings)
+    record = calibrate_index(retriever, devset)
+    retriever.index.save(index_path(settings))
+    typer.echo(f"calibrated on {record['n']} questions: midpoint {record['midpoint']:.3f}, slope "
+               f"{record['slope']:.1f}, dev accuracy {record['dev_accuracy']:.3f}")
+
+
 @kb_app.command("search")
 def kb_search(
     query: Annotated[str, typer.Argument(help="What to look for.")],

@@ -64,6 +64,8 @@ class Hit:
     score: float
     confidence: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None
+    """Cosine similarity of the best chunk to the query (what confidence is calibrated from)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,4 +76,5 @@ class Hit:
             "source": self.source,
             "score": round(float(self.score), 6),
             "confidence": round(float(self.confidence), 4),
+            "similarity": None if self.similarity is None else round(float(self.similarity), 4),
         }

@@ -33,14 +33,14 @@ class RetrieverConfig:
     """Chunks taken from each ranking before fusion."""
     history_turns: int = 2
     """Earlier user turns folded into the query of a follow-up question."""
-    focus_weight: float = 2.0
+    focus_weight: float = 20.0
     """Weight of the rankings restricted to the entity the conversation is about (see entities.py)."""
     focus_turns: int = 10
     """How many earlier turns are searched for the entity named last."""
     confidence_midpoint: float = 0.45
-    """Dense similarity at which confidence is 0.5 (set on a dev set)."""
+    """Dense similarity at which confidence is 0.5, unless the index card holds a fitted calibration."""
     confidence_slope: float = 14.0
-    """Steepness of the similarity-to-confidence curve."""
+    """Steepness of the similarity-to-confidence curve, unless the index card holds a fitted one."""
 
 
 class Retriever:
@@ -103,9 +103,11 @@ class Retriever:
         return " ".join([*earlier, text]).strip()
 
     def confidence(self, similarity: float) -> float:
-        """Calibrated probability-like confidence from a dense cosine similarity."""
-        cfg = self.config
-        return 1.0 / (1.0 + math.exp(-cfg.confidence_slope * (similarity - cfg.confidence_midpoint)))
+        """Calibrated confidence from a dense cosine similarity (the index's fitted curve when it has one)."""
+        fitted = self.index.card.get("calibration") or {}
+        midpoint = fitted.get("midpoint", self.config.confidence_midpoint)
+        slope = fitted.get("slope", self.config.confidence_slope)
+        return 1.0 / (1.0 + math.exp(-slope * (similarity - midpoint)))
 
     def _hit(self, position: int, score: float, similarity: float) -> Hit:
         chunk = self.index.chunks[position]
@@ -118,4 +120,5 @@ class Retriever:
             score=score,
             confidence=self.confidence(similarity),
             metadata=chunk.metadata,
+            similarity=similarity,
         )

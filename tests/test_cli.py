@@ -97,3 +97,31 @@ def test_corrupt_index_keeps_logged_turns(fast_env: dict, isolated_env: Path, tm
 
 def test_usage_error_exits_2():
     assert assistant("kb", "search").returncode == 2
+
+
+def test_kb_refresh_add_remove_and_calibrate(tmp_path: Path):
+    import shutil
+
+    env = {"ASSISTANT_EMBEDDER": "hash"}
+    root = tmp_path / "kb"
+    shutil.copytree(ARTICLES_DIR, root)
+    index = str(tmp_path / "idx")
+    assert assistant("kb", "build", str(root), "--index", index, env=env).returncode == 0
+    (root / "billing" / "refund-policy.md").write_text("# Refunds\n\nRefunds now take 3 days.", encoding="utf-8")
+    refreshed = assistant("kb", "build", str(root), "--index", index, env=env)
+    assert "0 added, 1 changed, 0 removed, 46 unchanged" in refreshed.stdout
+    (root / "billing" / "gift-cards.md").write_text("# Gift cards\n\nGift cards never expire.", encoding="utf-8")
+    added = assistant("kb", "add", str(root / "billing" / "gift-cards.md"), "--index", index, env=env)
+    assert added.returncode == 0 and "1 added" in added.stdout and "now 48 documents" in added.stdout
+    found = assistant("kb", "search", "gift cards expire", "-k", "1", "--json", "--index", index, env=env)
+    assert json.loads(found.stdout)["hits"][0]["doc_id"] == "billing/gift-cards"
+    removed = assistant("kb", "remove", "billing/gift-cards", "--index", index, env=env)
+    assert removed.returncode == 0 and "now 47 documents" in removed.stdout
+    unknown = assistant("kb", "remove", "billing/nope", "--index", index, env=env)
+    assert unknown.returncode == 2 and "not in the index: 'billing/nope'" in unknown.stderr
+    from knowledge.demo_data import DEVSET
+
+    calibrated = assistant("kb", "calibrate", "--devset", str(DEVSET), "--index", index, env=env)
+    assert calibrated.returncode == 0 and "calibrated on 47 questions" in calibrated.stdout
+    stats = json.loads(assistant("kb", "stats", "--json", "--index", index, env=env).stdout)
+    assert stats["documents"] == 47 and stats["index_type"] == "flat" and stats["disk_bytes"] > 0

@@ -38,3 +38,30 @@ def test_confidence_separates_on_topic_from_off_topic():
     on_topic = retriever.search("refund policy issued within days", k=1)[0].confidence
     off_topic = retriever.search("what is the weather in paris", k=1)
     assert not off_topic or off_topic[0].confidence < on_topic
+
+
+def test_follow_up_finds_the_entity_the_assistant_named_turns_ago():
+    docs = [Document("bridge:faq:wifi", "Bridge Guest House", "Is there WiFi? Free WiFi in all rooms."),
+            Document("bridge:faq:parking", "Bridge Guest House", "Is there parking? Free parking on site."),
+            Document("ashley:faq:wifi", "Ashley Hotel", "Is there WiFi? WiFi costs 5 pounds a day."),
+            Document("ashley:faq:parking", "Ashley Hotel", "Is there parking? Parking costs 10 pounds."),
+            Document("general", "Booking help", "Is there a fee to book? Booking is free.")]
+    retriever = _retriever(docs)
+    history = [{"role": "user", "content": "I need a guesthouse in the north."},
+               {"role": "assistant", "content": "The Ashley Hotel and Bridge Guest House both match."},
+               {"role": "user", "content": "Tell me more about the Ashley Hotel"},
+               {"role": "assistant", "content": "It is a moderately priced hotel with 2 stars."},
+               {"role": "user", "content": "Great, book it for two nights."},
+               {"role": "assistant", "content": "Done, your reference is 8X2."}]
+    assert retriever.search("is there wifi there?", history=history, k=1)[0].doc_id == "ashley:faq:wifi"
+    assert retriever.search("is there wifi at bridge guest house?", history=history, k=1)[0].doc_id == \
+        "bridge:faq:wifi"
+
+
+def test_entities_need_titles_shared_by_several_documents():
+    from knowledge.entities import EntityTitles, normalise
+
+    assert normalise("The A&B Guest-House") == "a and b guest house"
+    index = KnowledgeIndex.build([Document("a", "Reset your password", "Tap Forgot password."),
+                                  Document("b", "Refunds", "Refunds take 5 days.")], HashEmbedder())
+    assert not EntityTitles(index.chunks)  # one article per title: nothing to focus on
