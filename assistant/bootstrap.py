@@ -13,10 +13,11 @@ from assistant.config import Settings
 from assistant.dialogue import DialogueManager
 from assistant.generation import Generator
 from assistant.store import Store
+from knowledge.chunking import ChunkingConfig
 from knowledge.embedder import Embedder, load_embedder
 from knowledge.index import KnowledgeIndex
 from knowledge.ingest import build_index
-from knowledge.retriever import Retriever
+from knowledge.retriever import Retriever, RetrieverConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def open_index(settings: Settings, embedder: Embedder, index: str | None = None)
     path = index_path(settings, name)
     if name == "default" and not path.exists():
         log.info("building the default index from the demo help center (once)")
-        built = build_index([ARTICLES_DIR], path, embedder)[0]
+        built = build_index([ARTICLES_DIR], path, embedder, chunking=chunking(settings))[0]
         calibrate_index(Retriever(built, embedder), DEVSET)
         built.save(path)
         return built
@@ -54,7 +55,12 @@ def calibrate_index(retriever: Retriever, devset: Path) -> dict:
 
 def open_retriever(settings: Settings, embedder: Embedder | None = None, index: str | None = None) -> Retriever:
     embedder = embedder or load_embedder(settings.embedder)
-    return Retriever(open_index(settings, embedder, index), embedder)
+    config = RetrieverConfig(dense_weight=settings.dense_weight, keyword_weight=settings.keyword_weight)
+    return Retriever(open_index(settings, embedder, index), embedder, config)
+
+
+def chunking(settings: Settings) -> ChunkingConfig:
+    return ChunkingConfig(chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
 
 
 def open_generator(settings: Settings, adapter: str | None = None) -> Generator:

@@ -113,15 +113,19 @@ def kb_build(
     index: IndexOption = None,
     embedder: Annotated[str | None, typer.Option(help="Embedder name or folder.")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything instead of refreshing.")] = False,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Largest chunk, in embedder tokens.")] = None,
+    overlap_tokens: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks.")] = None,
 ) -> None:
     """Build an index, or refresh it: only new or changed documents are embedded, removed ones dropped."""
-    from assistant.bootstrap import index_path
+    from assistant.bootstrap import chunking, index_path
     from knowledge.embedder import load_embedder
     from knowledge.ingest import build_index
 
-    settings = _settings(index=index, embedder=embedder)
+    settings = _settings(index=index, embedder=embedder, chunk_tokens=chunk_tokens,
+                         chunk_overlap_tokens=overlap_tokens)
     target = index_path(settings)
-    _report_update(target, *build_index(paths, target, load_embedder(settings.embedder), rebuild=rebuild))
+    _report_update(target, *build_index(paths, target, load_embedder(settings.embedder), rebuild=rebuild,
+                                        chunking=chunking(settings)))
 
 
 @kb_app.command("add")
@@ -176,11 +180,18 @@ def kb_search(
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Documents to return.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     index: IndexOption = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="Metadata KEY=VALUE; repeatable.")] = None,
 ) -> None:
     """Search an index and show the best documents with their scores."""
     from assistant.bootstrap import open_retriever
 
-    hits = open_retriever(_settings(index=index)).search(query, k=k)
+    wanted = {}
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--filter takes KEY=VALUE (e.g. lang=en), not {item!r}")
+        wanted[key] = value
+    hits = open_retriever(_settings(index=index)).search(query, k=k, filters=wanted or None)
     if as_json:
         _print_json({"query": query, "k": k, "hits": [hit.to_dict() for hit in hits]})
         return

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from knowledge.chunking import ChunkingConfig
 from knowledge.documents import Document, KnowledgeError
 from knowledge.embedder import Embedder
 from knowledge.index import KnowledgeIndex, UpdateReport
@@ -19,8 +20,8 @@ from knowledge.loaders import JSONL_SUFFIXES, LoadReport, load_documents
 log = logging.getLogger(__name__)
 
 
-def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebuild: bool = False
-                ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
+def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebuild: bool = False,
+                chunking: ChunkingConfig | None = None) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     """Index the documents under `paths` at `target`.
 
     An existing index built from the same embedder is refreshed incrementally: only new or changed
@@ -28,12 +29,15 @@ def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebu
     """
     paths = [Path(p).resolve() for p in paths]
     loaded = load_documents(paths)
+    chunking = chunking or ChunkingConfig()
     existing = _existing(target, embedder) if not rebuild else None
-    if existing is not None and sorted(existing.roots) == sorted(map(str, paths)):
+    if (existing is not None and sorted(existing.roots) == sorted(map(str, paths))
+            and existing.card["config"]["chunking"] == chunking.as_dict()):
         report = existing.update(loaded.documents, embedder, remove_missing=True)
         index = existing
     else:
-        index = KnowledgeIndex.build(loaded.documents, embedder, name=target.name, sources=[str(p) for p in paths])
+        index = KnowledgeIndex.build(loaded.documents, embedder, chunking, name=target.name,
+                                     sources=[str(p) for p in paths])
         report = UpdateReport(added=[d.id for d in loaded.documents], chunks_embedded=len(index.chunks))
     index.card["skipped"] = [{"path": path, "reason": reason} for path, reason in loaded.skipped]
     index.save(target)

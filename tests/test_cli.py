@@ -125,3 +125,20 @@ def test_kb_refresh_add_remove_and_calibrate(tmp_path: Path):
     assert calibrated.returncode == 0 and "calibrated on 47 questions" in calibrated.stdout
     stats = json.loads(assistant("kb", "stats", "--json", "--index", index, env=env).stdout)
     assert stats["documents"] == 47 and stats["index_type"] == "flat" and stats["disk_bytes"] > 0
+
+
+def test_kb_search_metadata_filter_and_chunking_options(tmp_path: Path):
+    env = {"ASSISTANT_EMBEDDER": "hash"}
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "en", "title": "Refunds", "text": "Refunds take five days.", "metadata": {"lang": "en"}}\n'
+                    '{"id": "de", "title": "Refunds", "text": "Refunds take five days.", "metadata": {"lang": "de"}}\n')
+    index = str(tmp_path / "idx")
+    built = assistant("kb", "build", str(docs), "--index", index, "--chunk-tokens", "64", "--overlap-tokens", "8",
+                      env=env)
+    assert built.returncode == 0, built.stderr
+    card = json.loads((tmp_path / "idx" / "card.json").read_text())
+    assert card["config"]["chunking"] == {"chunk_tokens": 64, "overlap_tokens": 8}
+    found = assistant("kb", "search", "refunds", "--filter", "lang=de", "--json", "--index", index, env=env)
+    assert [hit["doc_id"] for hit in json.loads(found.stdout)["hits"]] == ["de"]
+    bad = assistant("kb", "search", "refunds", "--filter", "lang", "--index", index, env=env)
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
