@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     """Below this retrieval confidence the assistant abstains and offers a human."""
     max_message_chars: int = Field(default=4000, ge=10)
     """Longest customer message accepted."""
+    max_messages_per_minute: int = Field(default=12, ge=1)
+    """Customer messages accepted per conversation per minute; more get a 'slow down' message."""
+    always_human_topics: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [
+        r"\b(lawyer|attorney|solicitor|legal action|lawsuit|sue|suing|court|small claims)\b",
+        r"\b(close|closing|terminate|terminating) (my|our|the) account\b",
+    ])
+    """Regular expressions of topics that always go to a human (comma-separated in the environment)."""
     history_turns: int = Field(default=6, ge=0)
     """Earlier messages kept in the prompt."""
     host: str = "127.0.0.1"
@@ -92,7 +99,7 @@ class Settings(BaseSettings):
     agent_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Keys for the agent console and admin actions (comma-separated)."""
 
-    @field_validator("api_keys", "agent_keys", mode="before")
+    @field_validator("api_keys", "agent_keys", "always_human_topics", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

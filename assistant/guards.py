@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from assistant.errors import InvalidMessage
@@ -38,3 +39,71 @@ def looks_like_text(text: str) -> bool:
         ch == "\ufffd" or (unicodedata.category(ch) in ("Cc", "Cs", "Co") and ch not in _ALLOWED_CONTROLS)
         for ch in text
     )
+
+
+# -- personal data ---------------------------------------------------------------------------
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?![ .-]?\d|\w)")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum that every payment card number passes."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(candidate: str) -> bool:
+    """ISO 13616 mod-97 check of an IBAN."""
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def redact_pii(text: str) -> tuple[str, list[str]]:
+    """The text with e-mails, IBANs, card numbers (Luhn-checked) and phone numbers replaced, and what was found."""
+    found: list[str] = []
+
+    def replace(kind: str, valid=None):
+        def substitute(match: re.Match) -> str:
+            if valid is not None and not valid(match.group()):
+                return match.group()
+            found.append(kind)
+            return f"[{kind}]"
+        return substitute
+
+    text = _EMAIL.sub(replace("EMAIL"), text)
+    text = _IBAN.sub(replace("IBAN", iban_valid), text)
+    text = _CARD.sub(replace("CARD", lambda m: luhn_valid(re.sub(r"\D", "", m))), text)
+    text = _PHONE.sub(replace("PHONE", lambda m: 7 <= len(re.sub(r"\D", "", m)) <= 15), text)
+    return text, found
+
+
+# -- instructions hidden in text ------------------------------------------------------------------
+_INJECTION = re.compile(
+    r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|system)?\s*"
+    r"(instructions|prompts?|rules|messages)|you are now\b|new instructions\s*:|system prompt|"
+    r"pretend (to be|you are)|act as (an?|the) (?!customer)|developer mode|jailbreak",
+    re.IGNORECASE,
+)
+
+
+def injection_markers(text: str) -> list[str]:
+    """Phrases that try to change the assistant's instructions ("ignore previous instructions", "you are now")."""
+    return [match.group(0) for match in _INJECTION.finditer(text)]
+
+
+def quote_as_data(passage: str) -> str:
+    """A retrieved passage with instruction-like sentences withheld, so it can only inform, never instruct."""
+    lines = []
+    for line in passage.splitlines():
+        lines.append("[instruction-like text withheld]" if injection_markers(line) else line)
+    return "\n".join(lines)

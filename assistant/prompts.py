@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from assistant.guards import quote_as_data
 from knowledge import Hit
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
+SUMMARY_CHARS = 400
 
 SYSTEM_TEMPLATE = (
     "You are {company} Support, a friendly customer-support assistant for {company}. "
@@ -28,7 +30,8 @@ def system_prompt(company: str) -> str:
 
 def format_sources(hits: Sequence[Hit]) -> str:
     """Numbered sources, `[n] Title` followed by the passage, as they appear in the prompt."""
-    return "\n\n".join(f"[{n}] {hit.title}\n\"\"\"\n{hit.text}\n\"\"\"" for n, hit in enumerate(hits, start=1))
+    return "\n\n".join(f"[{n}] {hit.title}\n\"\"\"\n{quote_as_data(hit.text)}\n\"\"\""
+                         for n, hit in enumerate(hits, start=1))
 
 
 def user_turn(question: str, hits: Sequence[Hit]) -> str:
@@ -45,15 +48,24 @@ def build_messages(
     history: Sequence[dict[str, str]] = (),
     history_turns: int = 6,
 ) -> list[dict[str, str]]:
-    """System message, the most recent earlier turns, and the question with its sources."""
+    """System message (with a summary of older turns), the most recent turns, and the question with its sources."""
     earlier = [
         {"role": "assistant" if m["role"] in ("assistant", "agent") else "user", "content": m["content"]}
         for m in history
         if m["role"] in ("user", "assistant", "agent")
     ]
-    earlier = earlier[-history_turns:] if history_turns else []
-    return [
-        {"role": "system", "content": system_prompt(company)},
-        *earlier,
-        {"role": "user", "content": user_turn(question, hits)},
-    ]
+    recent = earlier[-history_turns:] if history_turns else []
+    older = earlier[: len(earlier) - len(recent)]
+    system = system_prompt(company)
+    if older:
+        system += "\n\n" + summarise_turns(older)
+    return [{"role": "system", "content": system}, *recent, {"role": "user", "content": user_turn(question, hits)}]
+
+
+def summarise_turns(turns: Sequence[dict[str, str]], limit: int = SUMMARY_CHARS) -> str:
+    """A short extractive summary of older turns: what the customer asked, most recent last."""
+    asked = [" ".join(t["content"].split())[:120] for t in turns if t["role"] == "user"]
+    text = "; ".join(asked)
+    if len(text) > limit:
+        text = "…" + text[-limit:]
+    return f"Earlier in this conversation the customer asked: {text}"

@@ -1,4 +1,4 @@
-"""DialogueManager.respond: guard, retrieve, decide, generate, cite, log — one turn at a time."""
+"""DialogueManager.respond: guard, retrieve, decide, generate, check, log — one turn at a time."""
 
 from __future__ import annotations
 
@@ -10,19 +10,23 @@ from dataclasses import dataclass
 from assistant.config import Settings
 from assistant.dialogue import policies, replies
 from assistant.dialogue.events import Escalated, Event, Final, Sources, Token
+from assistant.dialogue.grounding import check_reply, extractive_answer
+from assistant.errors import InvalidMessage
 from assistant.generation import Generator
-from assistant.guards import check_message
+from assistant.guards import check_message, injection_markers, quote_as_data, redact_pii
 from assistant.prompts import build_messages
-from assistant.store import Store
+from assistant.store import Message, Store
 from knowledge import Hit
 from knowledge.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
+HELD = "held"
+
 
 @dataclass
 class DialogueManager:
-    """Answers customer turns from the knowledge base and logs every one of them."""
+    """Answers customer turns from the knowledge base, hands over to humans, and logs every turn."""
 
     settings: Settings
     retriever: Retriever
@@ -33,76 +37,135 @@ class DialogueManager:
         """Events of one turn; a message that fails the guards raises InvalidMessage before anything is logged."""
         text = check_message(text, self.settings.max_message_chars)
         conversation_id = self.store.ensure_conversation(conversation_id, channel)
-        history = self.store.history(conversation_id)
+        if self.store.count_recent(conversation_id, "user", 60) >= self.settings.max_messages_per_minute:
+            raise InvalidMessage(f"that is more than {self.settings.max_messages_per_minute} messages in a minute: "
+                                 "please wait a moment before sending the next one")
+        messages = self.store.messages(conversation_id)
+        history = [{"role": m.role, "content": m.content} for m in messages]
         started = time.perf_counter()
-        question = self.store.add_message(conversation_id, "user", text, channel)
+        question = self._log_customer(conversation_id, text, channel)
+
+        agent = self.store.held_by(conversation_id)
+        if agent:  # a human has taken over: the bot stays quiet, the agent sees the message
+            yield Final("", [], HELD, f"{agent} holds the conversation", conversation_id, None, {})
+            return
+        if policies.is_abusive(text):
+            reply = replies.abuse_reply(self.settings.company_name)
+            yield from self._finish(conversation_id, question.id, channel, reply, policies.ABSTAIN,
+                                    "abusive message", [], [], started, {"retrieval_s": None})
+            return
 
         hits = self.retriever.search(text, history=history, k=self.settings.retrieval_k)
-        retrieval_s = time.perf_counter() - started
-        decision = policies.decide(text, hits, self.settings.abstain_below)
+        timings: dict[str, float | None] = {"retrieval_s": time.perf_counter() - started}
+        decision = policies.decide(policies.TurnFacts(
+            text=text, hits=hits, previous_decisions=[m.decision for m in messages if m.decision],
+            abstain_below=self.settings.abstain_below, always_human_topics=self.settings.always_human_topics))
+        reason = decision.reason
+        markers = injection_markers(text)
+        if markers:
+            reason += f"; instruction-like text ignored ({markers[0]!r})"
         if decision.action == policies.ESCALATE:
-            yield from self._escalate(conversation_id, question.id, channel, decision.reason, started)
+            yield from self._escalate(conversation_id, question.id, channel, reason, started, history + [
+                {"role": "user", "content": text}])
             return
-        first_token_s: float | None = None
         if decision.action == policies.ABSTAIN:
-            reply, numbers, reason = replies.abstain_reply(self.settings.company_name), [], decision.reason
-        else:
-            yield Sources(hits)
-            pieces: list[str] = []
-            reason = decision.reason
-            try:
-                messages = build_messages(text, hits, company=self.settings.company_name, history=history,
-                                          history_turns=self.settings.history_turns)
-                for piece in self.generator.stream(messages):
-                    if first_token_s is None:
-                        first_token_s = time.perf_counter() - started
-                    pieces.append(piece)
-                    yield Token(piece)
-            except Exception as err:  # a failed generation must still leave the customer an answer
-                log.exception("generation failed conversation=%s", conversation_id)
-                reason += f"; generation failed ({type(err).__name__}), extractive answer"
-                pieces = []
-            reply = "".join(pieces).strip()
-            if not reply:
-                reply = replies.extractive_reply(hits[0])
-                reason += "; empty generation, extractive answer" if "extractive" not in reason else ""
-            numbers = replies.cited_hits(reply, hits)
-        cited = replies.citations(numbers, hits)
-        timings = {"retrieval_s": retrieval_s, "first_token_s": first_token_s,
-                   "total_s": time.perf_counter() - started}
-        message = self._log_reply(conversation_id, question.id, channel, reply, decision.action, reason, cited,
-                                  hits, timings)
-        yield Final(reply, cited, decision.action, reason, conversation_id, message.id, timings)
+            reply = replies.abstain_reply(self.settings.company_name)
+            yield from self._finish(conversation_id, question.id, channel, reply, policies.ABSTAIN, reason, [], hits,
+                                    started, timings)
+            return
+
+        yield Sources(hits)
+        streamed = yield from self._generate(conversation_id, text, hits, history, started, timings)
+        if streamed is None:
+            reason += "; generation failed"
+            streamed = ""
+        reply, action, numbers, check = self._checked(text, streamed, hits)
+        if check["fallback"]:
+            reason += "; reply unsupported by the passages, extractive answer"
+        elif check["removed"]:
+            reason += f"; removed {check['removed']} unsupported sentence(s)"
+        if action == policies.ABSTAIN:
+            reason += "; nothing in the passages answers it"
+        yield from self._finish(conversation_id, question.id, channel, reply, action, reason, numbers, hits, started,
+                                timings, check)
+
+    def _generate(self, conversation_id: str, text: str, hits: list[Hit], history: list[dict[str, str]],
+                  started: float, timings: dict) -> Iterator[Event]:
+        """Stream the model's reply as Token events; returns the whole text, or None if generation failed."""
+        pieces: list[str] = []
+        try:
+            prompt = build_messages(text, hits, company=self.settings.company_name, history=history,
+                                    history_turns=self.settings.history_turns)
+            for piece in self.generator.stream(prompt):
+                if timings.get("first_token_s") is None:
+                    timings["first_token_s"] = time.perf_counter() - started
+                pieces.append(piece)
+                yield Token(piece)
+        except Exception:  # a failed generation must still leave the customer an answer
+            log.exception("generation failed conversation=%s", conversation_id)
+            return None
+        return "".join(pieces).strip()
+
+    def _checked(self, question: str, reply: str, hits: list[Hit]) -> tuple[str, str, list[int], dict]:
+        """The reply with unsupported sentences removed, or an extractive answer, or an abstention."""
+        passages = [quote_as_data(hit.text) for hit in hits]
+        report = check_reply(reply, passages)
+        check = {"before": report.groundedness, "after": report.groundedness, "fallback": False,
+                 "removed": sum(1 for s in report.checked if not s.supported)}
+        if reply and report.has_supported_fact:
+            text = report.supported_text
+            check["after"] = check_reply(text, passages).groundedness
+            return text, policies.ANSWER, replies.cited_hits(text, hits), check
+        extract = extractive_answer(question, passages)
+        if extract is None:
+            check.update(after=None, removed=0)
+            return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check
+        index, sentences = extract
+        check.update(fallback=True, after=1.0, removed=0)
+        return f"{sentences} [{index + 1}]", policies.ANSWER, [index + 1], check
 
     def escalate(self, conversation_id: str, reason: str = "customer pressed Talk to a human",
                  *, channel: str = "web") -> Iterator[Event]:
         """Hand the conversation to a human (the chat's button); logs the handoff and a reply."""
         conversation_id = self.store.ensure_conversation(conversation_id, channel)
-        yield from self._escalate(conversation_id, None, channel, reason, time.perf_counter())
+        history = self.store.history(conversation_id)
+        yield from self._escalate(conversation_id, None, channel, reason, time.perf_counter(), history)
+
+    def updates_since(self, conversation_id: str, after_id: int) -> list[Message]:
+        """Agent messages the customer's chat has not shown yet."""
+        return self.store.messages_since(conversation_id, after_id, roles=("agent",))
 
     def record_feedback(self, message_id: int, rating: int, comment: str | None = None) -> None:
         """Store a thumbs up (+1) or down (-1) on an assistant reply."""
         self.store.add_feedback(message_id, rating, comment)
 
     def _escalate(self, conversation_id: str, question_id: int | None, channel: str, reason: str,
-                  started: float) -> Iterator[Event]:
-        ticket = self.store.add_escalation(conversation_id, reason)
+                  started: float, history: list[dict[str, str]]) -> Iterator[Event]:
+        ticket = self.store.add_escalation(conversation_id, reason, replies.handoff_summary(history, reason))
         log.info("escalated conversation=%s ticket=%s reason=%s", conversation_id, ticket.id, reason)
         yield Escalated(ticket.id, reason)
-        reply = replies.escalation_reply(ticket.id)
-        timings = {"retrieval_s": None, "first_token_s": None, "total_s": time.perf_counter() - started}
-        message = self._log_reply(conversation_id, question_id, channel, reply, policies.ESCALATE, reason, [], [],
-                                  timings)
-        yield Final(reply, [], policies.ESCALATE, reason, conversation_id, message.id, timings)
+        yield from self._finish(conversation_id, question_id, channel, replies.escalation_reply(ticket.id),
+                                policies.ESCALATE, reason, [], [], started, {"retrieval_s": None})
 
-    def _log_reply(self, conversation_id: str, question_id: int | None, channel: str, reply: str, decision: str,
-                   reason: str, cited: list[dict], hits: list[Hit], timings: dict[str, float | None]):
+    def _log_customer(self, conversation_id: str, text: str, channel: str) -> Message:
+        stored, found = redact_pii(text)
+        return self.store.add_message(conversation_id, "user", stored, channel, pii_redacted=bool(found))
+
+    def _finish(self, conversation_id: str, question_id: int | None, channel: str, reply: str, decision: str,
+                reason: str, numbers: list[int], hits: list[Hit], started: float, timings: dict,
+                check: dict | None = None) -> Iterator[Event]:
+        """Log the reply (PII redacted, with its retrievals and timings) and yield the Final event."""
+        cited = replies.citations(numbers, hits)
+        timings = {"retrieval_s": timings.get("retrieval_s"), "first_token_s": timings.get("first_token_s"),
+                   "total_s": time.perf_counter() - started}
+        stored, found = redact_pii(reply)
+        check = check or {}
         message = self.store.add_message(
-            conversation_id, "assistant", reply, channel,
-            reply_to=question_id, decision=decision, reason=reason,
-            model_id=self.generator.model_id, adapter_id=self.generator.adapter_id,
-            citations=cited, **timings,
+            conversation_id, "assistant", stored, channel, reply_to=question_id, decision=decision, reason=reason,
+            model_id=self.generator.model_id, adapter_id=self.generator.adapter_id, citations=cited,
+            pii_redacted=bool(found), groundedness=check.get("after"), groundedness_before=check.get("before"),
+            fallback=bool(check.get("fallback")), **timings,
         )
         self.store.add_retrievals(message.id, hits)
         log.info("turn conversation=%s decision=%s total_s=%.2f", conversation_id, decision, timings["total_s"])
-        return message
+        yield Final(reply, cited, decision, reason, conversation_id, message.id, timings)

@@ -1,4 +1,8 @@
-"""Pure decision functions: conversation facts in, an action with its reason out."""
+"""Pure decision functions: the facts of a turn in, an action with its reason out.
+
+Policies are checked in priority order; the first that fires decides. Each is testable with the
+facts built inline.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 
 from knowledge import Hit
 
-ANSWER, ABSTAIN, ESCALATE = "answer", "abstain", "escalate"
+ANSWER, ABSTAIN, CLARIFY, ESCALATE = "answer", "abstain", "clarify", "escalate"
 
 _PERSON = r"(human|person|people|agent|someone|somebody|representative|rep|operator|staff|manager)"
 _HUMAN_REQUEST = [
@@ -18,6 +22,12 @@ _HUMAN_REQUEST = [
     re.compile(r"\bhuman (agent|being|support|help)\b", re.IGNORECASE),
     re.compile(rf"^\W*(a |an )?{_PERSON}s?( please| now| pls)?\W*$", re.IGNORECASE),
 ]
+_FRUSTRATION = re.compile(
+    r"\b(useless|ridiculous|unacceptable|furious|angry|fed up|sick of|waste of (my )?time|worst|terrible|"
+    r"awful|pathetic|scam|rip[- ]?off|disgusted|outraged|never again|incompetent|joke)\b", re.IGNORECASE)
+_ABUSE = re.compile(
+    r"\b(idiot|idiotic|stupid|moron|dumb|shut up|f+u+c+k+\w*|sh[i1]t+\w*|bastard|bitch|crap|damn you|screw you|"
+    r"go to hell)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -28,18 +38,59 @@ class Decision:
     reason: str
 
 
+@dataclass(frozen=True)
+class TurnFacts:
+    """What the policies look at: the message, what retrieval found and how the conversation went."""
+
+    text: str
+    hits: Sequence[Hit] = ()
+    previous_decisions: Sequence[str] = ()
+    abstain_below: float = 0.5
+    always_human_topics: Sequence[str] = ()
+
+
 def asks_for_human(text: str) -> bool:
     """True when the customer explicitly asks for a person ("agent", "human", "talk to someone")."""
     return any(pattern.search(text) for pattern in _HUMAN_REQUEST)
 
 
-def decide(text: str, hits: Sequence[Hit], abstain_below: float) -> Decision:
-    """Escalate on an explicit ask, abstain when retrieval found nothing confident, else answer."""
-    if asks_for_human(text):
+def frustration(text: str) -> int:
+    """A small score of negative sentiment: frustrated words, shouting and repeated exclamation marks."""
+    score = len(_FRUSTRATION.findall(text))
+    letters = [ch for ch in text if ch.isalpha()]
+    if len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.7:
+        score += 1
+    if "!!" in text or "??" in text:
+        score += 1
+    return score
+
+
+def is_abusive(text: str) -> bool:
+    return bool(_ABUSE.search(text))
+
+
+def always_human_topic(text: str, topics: Sequence[str]) -> str | None:
+    """The configured always-human topic (a regular expression) the message matches, if any."""
+    for topic in topics:
+        if re.search(topic, text, re.IGNORECASE):
+            return topic
+    return None
+
+
+def decide(facts: TurnFacts) -> Decision:
+    """Escalate (asked, always-human topic, frustration, repeated failure), abstain when unsure, else answer."""
+    if asks_for_human(facts.text):
         return Decision(ESCALATE, "customer asked for a human")
-    if not hits:
-        return Decision(ABSTAIN, "no passage retrieved")
-    best = max(hit.confidence for hit in hits)
-    if best < abstain_below:
-        return Decision(ABSTAIN, f"best retrieval confidence {best:.2f} below {abstain_below:.2f}")
+    topic = always_human_topic(facts.text, facts.always_human_topics)
+    if topic:
+        return Decision(ESCALATE, f"always-human topic ({topic})")
+    if frustration(facts.text) >= 2:
+        return Decision(ESCALATE, "strong frustration in the customer's message")
+    best = max((hit.confidence for hit in facts.hits), default=0.0)
+    if best < facts.abstain_below:
+        if facts.previous_decisions[-1:] == [ABSTAIN]:
+            return Decision(ESCALATE, "two abstentions in a row")
+        reason = "no passage retrieved" if not facts.hits else \
+            f"best retrieval confidence {best:.2f} below {facts.abstain_below:.2f}"
+        return Decision(ABSTAIN, reason)
     return Decision(ANSWER, f"best retrieval confidence {best:.2f}")

@@ -9,7 +9,6 @@ from typing import Any
 from knowledge import Hit
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def abstain_reply(company: str) -> str:
@@ -42,8 +41,20 @@ def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 
     return out
 
 
-def extractive_reply(hit: Hit, max_sentences: int = 2) -> str:
-    """The first sentences of the best passage, cited: used when generation gives nothing usable."""
-    lines = [line for line in hit.text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    sentences = _SENTENCE_END.split(" ".join(line.strip() for line in lines))
-    return " ".join(sentences[:max_sentences]).strip() + " [1]"
+def abuse_reply(company: str) -> str:
+    return (
+        f"I'm here to help with your {company} questions, and I'd like to keep this conversation respectful. "
+        "What can I help you with?"
+    )
+
+
+def handoff_summary(history: Sequence[dict[str, str]], reason: str, limit: int = 600) -> str:
+    """What the agent reads first: what the customer wants, what the assistant tried, why it handed over."""
+    asked = [" ".join(m["content"].split()) for m in history if m["role"] == "user"]
+    answers = [m for m in history if m["role"] == "assistant"]
+    wants = asked[0][:200] if asked else "(nothing asked yet)"
+    latest = asked[-1][:200] if len(asked) > 1 else ""
+    tried = f"The assistant replied {len(answers)} time(s)" if answers else "The assistant has not replied yet"
+    summary = f"Customer wants: {wants}." + (f" Latest message: {latest}." if latest else "") + \
+        f" {tried}. Handed over because: {reason}."
+    return summary[:limit]

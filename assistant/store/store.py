@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,14 @@ from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
 from assistant.errors import StoreUnavailable
-from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval
+from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval, TicketEvent, utcnow
 from knowledge import Hit
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released", "resolved"},
+                      "released": {"assigned", "resolved"}, "resolved": set()}
 
 
 def new_conversation_id() -> str:
@@ -116,10 +119,72 @@ class Store:
         self._add(row)
         return row
 
-    def add_escalation(self, conversation_id: str, reason: str) -> Escalation:
-        row = Escalation(conversation_id=conversation_id, reason=reason)
+    def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
+        """Open a ticket for a handoff (its first status event is `open`)."""
+        row = Escalation(conversation_id=conversation_id, reason=reason, summary=summary)
         self._add(row)
+        self._add(TicketEvent(ticket_id=row.id, status="open"))
         return row
+
+    def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
+        """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot."""
+        current = self.ticket_status(ticket_id)
+        allowed = TICKET_TRANSITIONS.get(current, set())
+        if status not in allowed:
+            options = ", ".join(sorted(allowed)) or "nothing"
+            raise ValueError(f"ticket #{ticket_id} is {current}: it can go to {options}, not {status}")
+        self._add(TicketEvent(ticket_id=ticket_id, status=status, agent=agent))
+        return status
+
+    def ticket_status(self, ticket_id: int) -> str:
+        events = self.ticket_events(ticket_id)
+        if not events:
+            raise ValueError(f"no ticket #{ticket_id}")
+        return events[-1].status
+
+    def ticket_events(self, ticket_id: int) -> list[TicketEvent]:
+        with self._session() as session:
+            query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
+            return list(session.exec(query))
+
+    def tickets(self, statuses: Sequence[str] = ("open", "assigned", "released")) -> list[dict[str, Any]]:
+        """Tickets whose current status is one of `statuses`, oldest first, with that status and its agent."""
+        with self._session() as session:
+            rows = list(session.exec(select(Escalation).order_by(col(Escalation.id))))
+            events = list(session.exec(select(TicketEvent).order_by(col(TicketEvent.id))))
+        latest: dict[int, TicketEvent] = {}
+        for change in events:
+            latest[change.ticket_id] = change
+        out = []
+        for row in rows:
+            change = latest.get(row.id)
+            if change and change.status in statuses:
+                out.append({"ticket_id": row.id, "conversation_id": row.conversation_id, "status": change.status,
+                            "agent": change.agent, "reason": row.reason, "summary": row.summary,
+                            "created_at": row.created_at})
+        return out
+
+    def held_by(self, conversation_id: str) -> str | None:
+        """The agent who has taken over the conversation, if one has."""
+        for ticket in self.tickets(("assigned",)):
+            if ticket["conversation_id"] == conversation_id:
+                return ticket["agent"] or "an agent"
+        return None
+
+    def messages_since(self, conversation_id: str, after_id: int, roles: Sequence[str] = ("agent",)) -> list[Message]:
+        """Messages of `roles` newer than `after_id` (what the customer's chat has not shown yet)."""
+        with self._session() as session:
+            query = (select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id,
+                                           col(Message.role).in_(list(roles))).order_by(col(Message.id)))
+            return list(session.exec(query))
+
+    def count_recent(self, conversation_id: str, role: str, seconds: float) -> int:
+        """Messages of `role` in the conversation during the last `seconds` (for rate limits)."""
+        since = utcnow() - timedelta(seconds=seconds)
+        with self._session() as session:
+            query = select(Message).where(Message.conversation_id == conversation_id, Message.role == role,
+                                          Message.created_at >= since)
+            return len(list(session.exec(query)))
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, conversation_id: str) -> list[dict[str, str]]:

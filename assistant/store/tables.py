@@ -47,6 +47,10 @@ class Message(SQLModel, table=True):
     first_token_s: float | None = None
     total_s: float | None = None
     citations: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    pii_redacted: bool = False
+    groundedness: float | None = None
+    groundedness_before: float | None = None
+    fallback: bool = False
 
 
 class Retrieval(SQLModel, table=True):
@@ -83,4 +87,17 @@ class Escalation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=64)
     reason: str
+    created_at: datetime = Field(default_factory=utcnow)
+    summary: str | None = None
+
+
+class TicketEvent(SQLModel, table=True):
+    """A change of a ticket's status (open → assigned → resolved, or released back to the bot)."""
+
+    __tablename__ = "ticket_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="escalations.id", index=True)
+    status: str = Field(max_length=16)
+    agent: str | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -66,7 +66,7 @@ def test_button_escalation_is_recorded(make_manager):
 def test_empty_generation_falls_back_to_the_passage(make_manager, reply):
     manager = make_manager(reply=reply)
     final = run(manager, "How do I reset my password?")[-1]
-    assert final.text.strip() and final.text.endswith("[1]")
+    assert final.text.strip() and final.text.rstrip().endswith("]") and "**" not in final.text
     assert "extractive" in final.reason
 
 
@@ -79,7 +79,7 @@ def test_generation_failure_still_answers(make_manager):
 
     manager.generator.stream = broken
     final = run(manager, "How do I reset my password?")[-1]
-    assert final.text.endswith("[1]") and "generation failed (RuntimeError)" in final.reason
+    assert final.text.endswith("]") and "generation failed" in final.reason and final.decision == "answer"
 
 
 def test_invalid_message_is_refused_before_anything_is_logged(make_manager):

@@ -1,6 +1,15 @@
 import pytest
 
-from assistant.dialogue.policies import ABSTAIN, ANSWER, ESCALATE, asks_for_human, decide
+from assistant.dialogue.policies import (
+    ABSTAIN,
+    ANSWER,
+    ESCALATE,
+    TurnFacts,
+    asks_for_human,
+    decide,
+    frustration,
+    is_abusive,
+)
 from assistant.errors import InvalidMessage
 from assistant.guards import check_message
 from knowledge import Hit
@@ -36,9 +45,37 @@ def _hit(confidence: float) -> Hit:
     return Hit("d", "d#0", "T", "text", "", 0.03, confidence)
 
 
+def facts(text, confidence=0.9, previous=(), topics=()):
+    return TurnFacts(text, [_hit(confidence)] if confidence is not None else [], previous, 0.5, topics)
+
+
 def test_decision_reads_calibrated_confidence_with_reason():
-    assert decide("refunds?", [_hit(0.9)], 0.5).action == ANSWER
-    low = decide("refunds?", [_hit(0.2)], 0.5)
+    assert decide(facts("refunds?")).action == ANSWER
+    low = decide(facts("refunds?", 0.2))
     assert low.action == ABSTAIN and "0.20 below 0.50" in low.reason
-    assert decide("refunds?", [], 0.5).action == ABSTAIN
-    assert decide("let me talk to a human", [_hit(0.9)], 0.5).action == ESCALATE
+    assert decide(facts("refunds?", None)).action == ABSTAIN
+
+
+@pytest.mark.parametrize("text, previous, reason", [
+    ("let me talk to a human", (), "customer asked for a human"),
+    ("I will take legal action against you", (), "always-human topic"),
+    ("please close my account today", (), "always-human topic"),
+    ("This is USELESS and RIDICULOUS, I am so fed up!!", (), "strong frustration"),
+])
+def test_escalation_triggers_each_log_their_reason(text, previous, reason):
+    from assistant.config import load_settings
+
+    decision = decide(facts(text, previous=previous, topics=load_settings().always_human_topics))
+    assert decision.action == ESCALATE and reason in decision.reason
+
+
+def test_second_abstention_in_a_row_escalates():
+    assert decide(facts("warranty on batteries?", 0.1, previous=["answer"])).action == ABSTAIN
+    second = decide(facts("and for the doorbell?", 0.1, previous=["answer", "abstain"]))
+    assert second.action == ESCALATE and second.reason == "two abstentions in a row"
+
+
+def test_mild_annoyance_and_ordinary_words_do_not_escalate():
+    assert frustration("the app is a bit slow today") == 0
+    assert decide(facts("I am annoyed the package is late, where is it?")).action == ANSWER
+    assert is_abusive("you stupid bot") and not is_abusive("How do I reset the hub?")

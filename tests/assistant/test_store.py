@@ -16,7 +16,7 @@ def test_schema_comes_from_migrations_and_rows_roundtrip(store_url):
     store = Store.open(store_url)
     assert {"alembic_version", "conversations", "messages", "retrievals", "feedback", "escalations"} <= set(
         store.tables())
-    assert store.upgrade() == "0001"  # idempotent
+    assert store.upgrade() == "0002"  # idempotent
     conversation = store.ensure_conversation(None, "cli")
     question = store.add_message(conversation, "user", "How do refunds work?", "cli")
     reply = store.add_message(conversation, "assistant", "Within 14 days [1].", "cli", reply_to=question.id,

@@ -1,0 +1,38 @@
+from assistant.dialogue.grounding import check_reply, extractive_answer, fact_tokens, split_sentences
+
+PASSAGE = ("Refunds are issued within 3 business days of approval. Card refunds then take 5-10 business days. "
+           "Details: https://help.northwind.example/billing/refund-policy or billing@northwind.example.")
+
+
+def test_fact_tokens_cover_prices_windows_urls_and_emails_but_not_list_numbers():
+    assert fact_tokens("It costs $59.99 a year, 20% off, within 30 days [1].") == {"$59.99", "20%", "30"}
+    assert fact_tokens("Write to billing@northwind.example or see https://x.example/a.") == {
+        "billing@northwind.example", "https://x.example/a"}
+    assert fact_tokens("1. Open the app") == set()
+
+
+def test_supported_unsupported_and_exempt_sentences():
+    report = check_reply("Refunds are issued within 3 business days [1]. A refund costs a $5 fee. "
+                         "Happy to help!", [PASSAGE])
+    verdicts = [(s.checkable, s.supported) for s in report.sentences]
+    assert verdicts == [(True, True), (True, False), (False, True)]
+    assert report.sentences[1].missing_facts == ("$5",)
+    assert report.groundedness == 0.5
+    assert "fee" not in report.supported_text and report.has_supported_fact
+
+
+def test_invented_url_and_unrelated_claim_are_unsupported():
+    report = check_reply("Visit https://refunds.example.com to claim. Our CEO approves refunds personally on "
+                         "Sundays.", [PASSAGE])
+    assert [s.supported for s in report.sentences] == [False, False] and not report.has_supported_fact
+
+
+def test_extractive_answer_picks_the_sentences_closest_to_the_question():
+    index, text = extractive_answer("how many business days for a card refund?", ["Unrelated text.", PASSAGE])
+    assert index == 1 and "5-10 business days" in text
+    assert extractive_answer("banana bread", [PASSAGE]) is None
+
+
+def test_sentences_split_on_list_items_and_punctuation():
+    assert split_sentences("Do this. Then that!\n1. Open the app\n2. Tap Reset") == [
+        "Do this.", "Then that!", "1. Open the app", "2. Tap Reset"]
