@@ -48,10 +48,18 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
 
     from assistant.api import create_api
     from assistant.bootstrap import build_dialogue_manager
+    from assistant.handoff import AgentDesk
+    from ui.agent import build_agent_app
     from ui.chat import build_chat_app
 
     check_exposure(settings)
     manager = manager or build_dialogue_manager(settings)
     api = create_api(manager)
+    desk = AgentDesk(manager.store, settings.max_message_chars)
+    keys = set(settings.agent_keys)
+    # The console checks its key on the server: any user name, an agent key as the password.
+    auth = (lambda _user, password: password in keys) if keys else None
+    api = gr.mount_gradio_app(api, build_agent_app(desk, settings), path="/agent", auth=auth,
+                              auth_message="Sign in with any name and an agent key.", footer_links=[])
     return gr.mount_gradio_app(api, build_chat_app(manager, settings), path="/", server_name=settings.host,
                                server_port=settings.port, footer_links=[])

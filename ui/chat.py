@@ -10,9 +10,10 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager, Final, Token
+from assistant.dialogue.manager import HELD
 from assistant.errors import InvalidMessage
 from assistant.store.store import new_conversation_id
-from ui.render import answer_markdown
+from ui.render import agent_markdown, answer_markdown
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
                 if isinstance(event, Token):
                     chat[-1]["content"] += event.text
                     yield "", chat, conversation_id, message_ids
+                elif isinstance(event, Final) and event.decision == HELD:  # an agent answers instead
+                    yield "", chat[:-1], conversation_id, message_ids[:-1]
                 elif isinstance(event, Final):
                     chat[-1]["content"] = answer_markdown(event.text, event.citations)
                     message_ids[-1] = event.message_id
@@ -47,6 +50,16 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         final = next(e for e in manager.escalate(conversation_id, channel="web") if isinstance(e, Final))
         return ([*chat, {"role": "assistant", "content": final.text}], conversation_id,
                 [*message_ids, final.message_id])
+
+    def poll(chat: ChatHistory, conversation_id: str | None, last_seen: int) -> tuple[ChatHistory, int]:
+        """Show messages a human agent wrote since the last poll."""
+        if not conversation_id:
+            return chat, last_seen
+        updates = manager.updates_since(conversation_id, last_seen)
+        if not updates:
+            return chat, last_seen
+        shown = [{"role": "assistant", "content": agent_markdown(m.content)} for m in updates]
+        return [*chat, *shown], updates[-1].id
 
     def on_like(data: gr.LikeData, message_ids: list[int | None]) -> None:
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
@@ -63,6 +76,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
                     "Answers come from our help center and list their sources.")
         conversation = gr.State(None)
         message_ids = gr.State([])
+        last_seen = gr.State(0)
         chatbot = gr.Chatbot(label=title, height=520, feedback_options=("Like", "Dislike"),
                              placeholder="How can we help?")
         with gr.Row():
@@ -75,5 +89,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         human_button.click(talk_to_human, [chatbot, conversation, message_ids], [chatbot, conversation, message_ids],
                            api_name="talk_to_human")
         chatbot.like(on_like, [message_ids], None, api_name=False)
+        gr.Timer(2.0).tick(poll, [chatbot, conversation, last_seen], [chatbot, last_seen], api_name="poll",
+                           show_progress="hidden")
         gr.api(feedback, api_name="feedback")
     return app

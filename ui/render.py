@@ -20,3 +20,8 @@ def sources_markdown(citations: Sequence[dict[str, Any]]) -> str:
 
 def answer_markdown(text: str, citations: Sequence[dict[str, Any]]) -> str:
     return text + sources_markdown(citations)
+
+
+def agent_markdown(text: str) -> str:
+    """A human agent's message, marked so the customer can tell it from the bot."""
+    return f"**Support agent:** {text}"

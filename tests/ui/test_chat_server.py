@@ -20,6 +20,15 @@ def free_port() -> int:
 
 @pytest.fixture
 def served(make_manager, settings):
+    yield from serve(make_manager, settings)
+
+
+@pytest.fixture
+def served_with_keys(make_manager, settings):
+    yield from serve(make_manager, settings.model_copy(update={"agent_keys": ["k-agent"], "api_keys": ["k-api"]}))
+
+
+def serve(make_manager, settings):
     manager = make_manager(reply="Open the app and tap Forgot password? to get a reset link [1].")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_server(settings, manager), host="127.0.0.1", port=port,
@@ -84,3 +93,34 @@ def test_public_address_needs_both_kinds_of_key(settings):
         check_exposure(settings.model_copy(update={"host": "0.0.0.0"}))
     check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": ["a"], "agent_keys": ["b"]}))
     check_exposure(settings.model_copy(update={"host": "localhost"}))
+
+
+def test_agent_console_takeover_reply_seen_by_customer(served_with_keys):
+    from gradio_client import Client
+
+    url, manager = served_with_keys
+    customer = Client(url, verbose=False)
+    _, chat = customer.predict("I want to talk to a human", [], api_name="/chat")
+    assert "ticket #" in str(chat[-1]["content"])
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types for a refused login
+        Client(url + "agent/", auth=("ana", "wrong-key"), verbose=False)
+    agent = Client(url + "agent/", auth=("ana", "k-agent"), verbose=False)
+    queue = agent.predict(api_name="/queue")
+    rows = queue["data"] if isinstance(queue, dict) else queue
+    ticket = int(rows[0][0])
+    transcript, _ = agent.predict(ticket, api_name="/take_over")
+    assert "Customer" in transcript and "escalate" in transcript
+    _, chat = customer.predict("Hello, are you there?", chat, api_name="/chat")
+    assert "Hello, are you there?" in str(chat[-1]["content"])  # the bot stayed quiet
+    agent.predict(ticket, "Hi, this is Ana. I can help with that.", api_name="/reply")
+    chat = customer.predict(chat, api_name="/poll")
+    assert "**Support agent:** Hi, this is Ana." in str(chat[-1]["content"])
+    agent.predict(ticket, api_name="/resolve")
+    assert manager.store.ticket_status(ticket) == "resolved"
+    assert [e.agent for e in manager.store.ticket_events(ticket)][1:] == ["ana", "ana"]
+
+
+def test_agent_console_needs_a_key_but_the_chat_does_not(served_with_keys):
+    url, _ = served_with_keys
+    assert httpx.get(url + "agent/config").status_code in (401, 403)
+    assert httpx.get(url + "config").status_code == 200
