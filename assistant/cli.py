@@ -266,6 +266,35 @@ def eval_retrieval(
         _print_table(summary, f"retrieval on {testset or TESTSET}")
 
 
+@eval_app.command("answers")
+def eval_answers(
+    testset: Annotated[Path | None, typer.Option(help="Test set JSONL (default: the demo test set).")] = None,
+    index: IndexOption = None,
+    adapter: Annotated[str | None, typer.Option(help="Adapter name, path or `base`.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write one JSONL record per item here.")] = None,
+) -> None:
+    """Answer rate, abstention, groundedness, fallbacks, citations, overlap and latency of the assistant."""
+    from assistant.bootstrap import build_dialogue_manager
+    from assistant.evaluation.answers import evaluate_answers
+    from assistant.evaluation.testsets import load_testset
+    from knowledge.demo_data import TESTSET
+
+    manager = build_dialogue_manager(_settings(index=index), adapter=adapter)
+    items = load_testset(testset or TESTSET, manager.retriever.index.document_hashes)[:limit]
+    summary, records = evaluate_answers(manager, items)
+    if out:
+        out.write_text("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records),
+                       encoding="utf-8")
+    if as_json:
+        _print_json(summary)
+    else:
+        for key, value in summary.items():
+            shown = f"{value:.3f}" if isinstance(value, float) else value
+            typer.echo(f"{key:>20}: {shown}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
