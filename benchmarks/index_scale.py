@@ -12,7 +12,6 @@ against exact search (target ≥ 0.95 at ≤ half of exact latency). `--json`: o
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import random
@@ -32,18 +31,29 @@ CIRCUMSTANCES = ["after a firmware update", "since I moved house", "when the Wi-
                  "after a power cut", "with a new router", "in cold weather", "since the last invoice",
                  "after resetting it", "when I travel abroad", "with two phones", "on a guest network",
                  "after changing my email", "since adding a second home", "with a VPN on"]
-OPENINGS = ["My {p} {q} {c}.", "Why does the {p} {q} {c}?", "Help: the {p} {q} {c}.", "The {p} {q} {c}, what now?"]
+ROOMS = ["in the kitchen", "in the garage", "upstairs", "at the front door", "in the nursery", "in the office",
+         "in the garden", "in the basement", "in the hallway", "at my holiday flat"]
+SINCE = ["since Monday", "for two weeks", "every night", "this morning", "twice a day", "since the storm",
+         "every weekend", "since I got it", "at random times", "since yesterday evening"]
+OPENINGS = ["My {p} {r} {q} {c}, {s}.", "Why does the {p} {r} {q} {c} {s}?", "Help: the {p} {r} {q} {c} {s}.",
+            "The {p} {r} {q} {c}, {s}. What now?"]
 
 
 def templated_texts(n: int, seed: int = 0) -> list[str]:
-    combos = list(itertools.product(PRODUCTS, PROBLEMS, CIRCUMSTANCES, OPENINGS))
+    """`n` distinct texts (1.35 million combinations), in a seeded random order."""
+    slots = (PRODUCTS, PROBLEMS, CIRCUMSTANCES, ROOMS, SINCE, OPENINGS)
+    total = 1
+    for slot in slots:
+        total *= len(slot)
     rng = random.Random(seed)
-    rng.shuffle(combos)
     texts = []
-    for i in range(n):
-        p, q, c, opening = combos[i % len(combos)]
-        suffix = f" (case {i // len(combos)})" if i >= len(combos) else ""
-        texts.append(opening.format(p=p, q=q, c=c) + suffix)
+    for number in rng.sample(range(total), n):
+        choice = []
+        for slot in slots:
+            number, index = divmod(number, len(slot))
+            choice.append(slot[index])
+        p, q, c, r, s, opening = choice
+        texts.append(opening.format(p=p, q=q, c=c, r=r, s=s))
     return texts
 
 
@@ -68,6 +78,41 @@ def latency(index, queries: np.ndarray, k: int) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50) * 1000), "p95_ms": float(np.percentile(times, 95) * 1000)}
 
 
+class CachedEmbedder:
+    """The real embedder's name and vectors, looked up instead of recomputed (for building big indexes)."""
+
+    def __init__(self, embedder, texts: list[str], vectors: np.ndarray) -> None:
+        self.name, self.dimension = embedder.name, embedder.dimension
+        self.embedder = embedder
+        self.count_tokens = embedder.count_tokens
+        self.lookup = {text: vector for text, vector in zip(texts, vectors, strict=True)}
+
+    def encode(self, texts, *, show_progress: bool = False) -> np.ndarray:
+        missing = [t for t in texts if t not in self.lookup]
+        if missing:
+            self.lookup.update(zip(missing, self.embedder.encode(missing), strict=True))
+        return np.vstack([self.lookup[t] for t in texts]).astype(np.float32)
+
+
+def hybrid_latency(texts: list[str], vectors: np.ndarray, embedder, queries: list[str]) -> dict[str, float]:
+    """p50/p95 of the whole `Retriever.search` (embed query, FAISS, BM25, fusion) at this size."""
+    from knowledge import Document
+    from knowledge.index import KnowledgeIndex
+    from knowledge.retriever import Retriever
+
+    docs = [Document(f"d{i}", "", text) for i, text in enumerate(texts)]
+    cached = CachedEmbedder(embedder, [Document(f"d{i}", "", t).text for i, t in enumerate(texts)], vectors)
+    index = KnowledgeIndex.build(docs, cached)
+    retriever = Retriever(index, embedder)
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        retriever.search(query, k=5)
+        times.append(time.perf_counter() - start)
+    return {"p50_ms": float(np.percentile(times, 50) * 1000), "p95_ms": float(np.percentile(times, 95) * 1000),
+            "index_type": index.card["config"]["index_type"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="collection sizes, comma-separated")
@@ -88,6 +133,7 @@ def main() -> None:
     cache = settings.data_dir / "benchmarks" / "index-scale"
     result: dict = {"baseline": "exact (flat) search; raw embedder encode for ingestion"}
 
+    embedder.encode(templated_texts(64, seed=3))  # warm-up, so neither side pays for the first batch
     # Ingestion: the whole build (load → chunk → embed → FAISS + BM25) against raw encode of the same texts.
     answers = templated_texts(args.ingest_docs, seed=1)
     docs = [Document(f"kb/{i}", f"Article {i}", f"{text} Open the app, go to Settings and follow the steps.")
@@ -103,11 +149,13 @@ def main() -> None:
                            "raw_encode_texts_per_s": len(texts) / encode_s, "throughput_ratio": encode_s / build_s}
     log.info("ingestion: %s", result["ingestion"])
 
-    queries = embedder.encode(templated_texts(args.queries, seed=99))
+    queries_text = templated_texts(args.queries, seed=99)
+    queries = embedder.encode(queries_text)
     config = DenseConfig()
     result["search"] = {}
     for size in (int(s) for s in args.sizes.split(",")):
-        vectors = cached_vectors(embedder, templated_texts(size, seed=7), cache / f"vectors-{size}.npy")
+        texts = templated_texts(size, seed=7)
+        vectors = cached_vectors(embedder, texts, cache / f"vectors-v2-{size}.npy")
         ids = np.arange(size, dtype=np.int64)
         exact = new_dense_index(vectors, ids, "flat")
         approximate = new_dense_index(vectors, ids, "ivf", config)
@@ -122,6 +170,7 @@ def main() -> None:
             "ivf_nlist": approximate.nlist,
             "ivf_recall@10": recall, "ivf_p50_latency_ratio": flat_latency["p50_ms"] / ivf_latency["p50_ms"],
             "index_type_chosen": config.kind_for(size),
+            "hybrid_search": hybrid_latency(texts, vectors, embedder, queries_text),
         }
         log.info("%d chunks: %s", size, result["search"][str(size)])
 

@@ -115,8 +115,10 @@ def check_reply(reply: str, passages: Sequence[str], min_overlap: float = 0.5) -
     return report
 
 
-def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2) -> tuple[int, str] | None:
-    """(passage index, its sentences closest to the question), or None when nothing overlaps."""
+def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2,
+                      min_coverage: float = 0.5) -> tuple[int, str] | None:
+    """(passage index, its sentences closest to the question), or None when no sentence covers at least
+    `min_coverage` of the question's content words (quoting an unrelated sentence would be no answer)."""
     wanted = content_words(question)
     best: tuple[float, int, str] | None = None
     for index, passage in enumerate(passages):
@@ -127,6 +129,6 @@ def extractive_answer(question: str, passages: Sequence[str], max_sentences: int
             score = len(wanted & content_words(sentence)) / (len(wanted) or 1)
             if best is None or score > best[0]:
                 best = (score, index, " ".join(sentences[start : start + max_sentences]))
-    if best is None or best[0] == 0:
+    if best is None or best[0] < min_coverage or best[0] == 0:
         return None
     return best[1], best[2]
