@@ -6,7 +6,9 @@ it exists; environment variables win over the file. `assistant config` prints th
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -102,8 +104,21 @@ class Settings(BaseSettings):
     @field_validator("api_keys", "agent_keys", "always_human_topics", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
+        """A JSON list, or comma-separated values (JSON for expressions that contain commas)."""
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("always_human_topics", mode="after")
+    @classmethod
+    def _compile_topics(cls, value: list[str]) -> list[str]:
+        for topic in value:
+            try:
+                re.compile(topic)
+            except re.error as err:
+                raise ValueError(f"{topic!r} is not a valid regular expression ({err})") from err
         return value
 
     @field_validator("data_dir", mode="after")

@@ -88,6 +88,18 @@ class TransformersGenerator:
         self._lock = threading.Lock()  # one generation at a time per loaded model
         log.info("loaded model=%s adapter=%s device=%s", self.model_id, self.adapter_id, self.device)
 
+    def _fit(self, messages: list[dict[str, str]], budget: int) -> Any:
+        """Tokenised prompt within `budget` tokens: the oldest turns go first, the system message stays."""
+        while True:
+            inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                        return_dict=True)
+            if inputs["input_ids"].shape[1] <= budget or len(messages) <= 2:
+                break
+            del messages[1]
+        if inputs["input_ids"].shape[1] > budget:  # one huge turn: keep its end, where the question is
+            inputs = {key: value[:, -budget:] for key, value in inputs.items()}
+        return {key: value.to(self.device) for key, value in inputs.items()}
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -98,12 +110,7 @@ class TransformersGenerator:
 
         max_new_tokens = int(params.get("max_new_tokens") or self.max_new_tokens)
         temperature = float(params.get("temperature", self.temperature))
-        inputs = self.tokenizer.apply_chat_template(
-            list(messages), add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.device)
-        budget = self.context_tokens - max_new_tokens
-        if inputs["input_ids"].shape[1] > budget:  # keep the end: the question and the latest context
-            inputs = {key: value[:, -budget:] for key, value in inputs.items()}
+        inputs = self._fit(list(messages), self.context_tokens - max_new_tokens)
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.timeout_s + 5
         )

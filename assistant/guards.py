@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from assistant.errors import InvalidMessage
 
@@ -42,8 +43,11 @@ def looks_like_text(text: str) -> bool:
 
 
 # -- personal data ---------------------------------------------------------------------------
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,4})?\b")
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", re.IGNORECASE)
+_PHONE_CUE = re.compile(r"\b(phone|call|tel|telephone|mobile|cell|whatsapp|text me|reach me|number is|ring)\b",
+                        re.IGNORECASE)
+_DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?![ .-]?\d|\w)")
 
@@ -61,30 +65,49 @@ def luhn_valid(digits: str) -> bool:
 
 def iban_valid(candidate: str) -> bool:
     """ISO 13616 mod-97 check of an IBAN."""
-    compact = candidate.replace(" ", "")
+    compact = re.sub(r"[ -]", "", candidate).upper()
     if not 15 <= len(compact) <= 34:
         return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
-def redact_pii(text: str) -> tuple[str, list[str]]:
-    """The text with e-mails, IBANs, card numbers (Luhn-checked) and phone numbers replaced, and what was found."""
-    found: list[str] = []
+def looks_like_phone(match: re.Match) -> bool:
+    """7 to 15 digits written like a phone number (+, brackets or a leading 0), or announced as one."""
+    value = match.group()
+    if not 7 <= len(re.sub(r"\D", "", value)) <= 15 or _DATE.match(value):
+        return False
+    if value.startswith(("+", "(", "0")):
+        return True
+    return bool(_PHONE_CUE.search(match.string[max(0, match.start() - 30) : match.start()]))
+
+
+def redact_pii(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text with e-mails, IBANs (mod-97), card numbers (Luhn) and phone numbers replaced by `[KIND]`,
+    and the (kind, value) pairs that were found."""
+    found: list[tuple[str, str]] = []
 
     def replace(kind: str, valid=None):
         def substitute(match: re.Match) -> str:
-            if valid is not None and not valid(match.group()):
+            if valid is not None and not valid(match):
                 return match.group()
-            found.append(kind)
+            found.append((kind, match.group()))
             return f"[{kind}]"
         return substitute
 
-    text = _EMAIL.sub(replace("EMAIL"), text)
-    text = _IBAN.sub(replace("IBAN", iban_valid), text)
-    text = _CARD.sub(replace("CARD", lambda m: luhn_valid(re.sub(r"\D", "", m))), text)
-    text = _PHONE.sub(replace("PHONE", lambda m: 7 <= len(re.sub(r"\D", "", m)) <= 15), text)
+    text = EMAIL.sub(replace("EMAIL"), text)
+    text = _IBAN.sub(replace("IBAN", lambda m: iban_valid(m.group())), text)
+    text = _CARD.sub(replace("CARD", lambda m: luhn_valid(re.sub(r"\D", "", m.group()))), text)
+    text = _PHONE.sub(replace("PHONE", looks_like_phone), text)
     return text, found
+
+
+def redact_values(text: str, found: Sequence[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """Replace exactly the given (kind, value) pairs, e.g. what a customer disclosed, echoed in a reply."""
+    hits = [(kind, value) for kind, value in found if value in text]
+    for kind, value in hits:
+        text = text.replace(value, f"[{kind}]")
+    return text, hits
 
 
 # -- instructions hidden in text ------------------------------------------------------------------

@@ -64,7 +64,8 @@ class AgentDesk:
             raise InvalidMessage(f"take over ticket #{ticket_id} before replying (it is {ticket['status']})")
         text = check_message(text, self.max_message_chars)
         stored, found = redact_pii(text)
-        message = self.store.add_message(ticket["conversation_id"], "agent", stored, "agent",
+        conversation = self.store.conversation(ticket["conversation_id"])
+        message = self.store.add_message(ticket["conversation_id"], "agent", stored, conversation.channel,
                                          reason=f"agent {agent}", pii_redacted=bool(found))
         log.info("agent reply ticket=%s agent=%s message=%s", ticket_id, agent, message.id)
         return message.id

@@ -34,10 +34,13 @@ def format_sources(hits: Sequence[Hit]) -> str:
                          for n, hit in enumerate(hits, start=1))
 
 
-def user_turn(question: str, hits: Sequence[Hit]) -> str:
-    if not hits:
-        return question
-    return f"Sources:\n{format_sources(hits)}\n\nCustomer question: {question}"
+def user_turn(question: str, hits: Sequence[Hit], summary: str = "") -> str:
+    """The turn the model answers: a quoted summary of older turns, the numbered sources, the question."""
+    parts = [f"{summary}\n"] if summary else []
+    if hits:
+        parts.append(f"Sources:\n{format_sources(hits)}\n")
+    parts.append(f"Customer question: {question}" if parts else question)
+    return "\n".join(parts)
 
 
 def build_messages(
@@ -48,7 +51,7 @@ def build_messages(
     history: Sequence[dict[str, str]] = (),
     history_turns: int = 6,
 ) -> list[dict[str, str]]:
-    """System message (with a summary of older turns), the most recent turns, and the question with its sources."""
+    """System message, the most recent turns, and the question with its sources (and a summary of older turns)."""
     earlier = [
         {"role": "assistant" if m["role"] in ("assistant", "agent") else "user", "content": m["content"]}
         for m in history
@@ -56,16 +59,16 @@ def build_messages(
     ]
     recent = earlier[-history_turns:] if history_turns else []
     older = earlier[: len(earlier) - len(recent)]
-    system = system_prompt(company)
-    if older:
-        system += "\n\n" + summarise_turns(older)
-    return [{"role": "system", "content": system}, *recent, {"role": "user", "content": user_turn(question, hits)}]
+    summary = summarise_turns(older) if older else ""
+    return [{"role": "system", "content": system_prompt(company)}, *recent,
+            {"role": "user", "content": user_turn(question, hits, summary)}]
 
 
 def summarise_turns(turns: Sequence[dict[str, str]], limit: int = SUMMARY_CHARS) -> str:
-    """A short extractive summary of older turns: what the customer asked, most recent last."""
-    asked = [" ".join(t["content"].split())[:120] for t in turns if t["role"] == "user"]
+    """A short extractive summary of older turns (what the customer asked, most recent last), quoted as data."""
+    asked = [" ".join(quote_as_data(t["content"]).split())[:120] for t in turns if t["role"] == "user"]
     text = "; ".join(asked)
     if len(text) > limit:
         text = "…" + text[-limit:]
-    return f"Earlier in this conversation the customer asked: {text}"
+    return f'Earlier in this conversation the customer asked: "{text}"'
+

@@ -59,6 +59,31 @@ def read_card(directory: Path) -> dict[str, Any]:
     return json.loads((directory / CARD).read_text(encoding="utf-8"))
 
 
+def recover(target: Path) -> None:
+    """Finish a swap that was interrupted between its two renames: the previous folder comes back."""
+    target = Path(target)
+    if target.exists():
+        return
+    leftovers = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if leftovers:
+        leftovers[-1].rename(target)
+
+
+@contextmanager
+def writing_lock(target: Path) -> Iterator[None]:
+    """One writer at a time per artifact (a second `kb add` waits instead of losing an update)."""
+    import fcntl
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextmanager
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces `target` in one rename."""

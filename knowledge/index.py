@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from knowledge.artifacts import CARD, atomic_directory, new_card, read_card, write_card
+from knowledge.artifacts import CARD, atomic_directory, new_card, read_card, recover, write_card
 from knowledge.chunking import ChunkingConfig, chunk_documents
 from knowledge.dense import DenseConfig, all_vectors, dense_kind, new_dense_index
 from knowledge.documents import Chunk, Document, KnowledgeError
@@ -152,6 +152,8 @@ class KnowledgeIndex:
             self.chunks.extend(new_chunks)
             self.vector_ids.extend(int(i) for i in ids)
         report.chunks_embedded = len(new_chunks)
+        for doc_id in gone:
+            del known[doc_id]
         for doc in fresh:
             known[doc.id] = doc.content_hash
         if not self.chunks:
@@ -227,6 +229,7 @@ class KnowledgeIndex:
 
         bm25s = _bm25s()
         path = Path(path)
+        recover(path)
         fix = f"rebuild it with `assistant kb build PATH... --index {path}`"
         if not path.is_dir():
             raise KnowledgeError(f"no knowledge index at {path}: {fix}")

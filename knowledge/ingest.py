@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from knowledge.artifacts import writing_lock
 from knowledge.chunking import ChunkingConfig
 from knowledge.documents import Document, KnowledgeError
 from knowledge.embedder import Embedder
@@ -27,7 +28,12 @@ def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebu
     An existing index built from the same embedder is refreshed incrementally: only new or changed
     documents are embedded and documents no longer present are removed. `rebuild` starts afresh.
     """
-    paths = [Path(p).resolve() for p in paths]
+    with writing_lock(target):
+        return _build_index([Path(p).resolve() for p in paths], target, embedder, rebuild, chunking)
+
+
+def _build_index(paths: list[Path], target: Path, embedder: Embedder, rebuild: bool,
+                 chunking: ChunkingConfig | None) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     loaded = load_documents(paths)
     chunking = chunking or ChunkingConfig()
     existing = _existing(target, embedder) if not rebuild else None
@@ -47,6 +53,12 @@ def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebu
 def add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder
                  ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     """Add or refresh documents; files under a root the index was built from keep root-relative ids."""
+    with writing_lock(target):
+        return _add_to_index(paths, target, embedder)
+
+
+def _add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder
+                  ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     index = KnowledgeIndex.load(target)
     loaded = LoadReport()
     for path in (Path(p).resolve() for p in paths):
@@ -63,10 +75,11 @@ def add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder
 
 def remove_from_index(doc_ids: Sequence[str], target: Path) -> KnowledgeIndex:
     """Delete documents (and their chunks) by id; unknown ids are an error and nothing changes."""
-    index = KnowledgeIndex.load(target)
-    index.remove(doc_ids)
-    index.save(target)
-    return index
+    with writing_lock(target):
+        index = KnowledgeIndex.load(target)
+        index.remove(doc_ids)
+        index.save(target)
+        return index
 
 
 def _existing(target: Path, embedder: Embedder) -> KnowledgeIndex | None:

@@ -80,7 +80,10 @@ def _load_folder(root: Path, report: LoadReport, csv_columns: _CsvColumns) -> No
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         if path.suffix.lower() in JSONL_SUFFIXES:
-            report.documents.extend(read_jsonl_documents(path))
+            try:  # one bad JSONL file in a folder is skipped; the rest of the batch goes on
+                report.documents.extend(read_jsonl_documents(path))
+            except KnowledgeError as err:
+                report.skip(path, str(err))
         else:
             _load_file(path, root, report, csv_columns)
 

@@ -64,9 +64,10 @@ class Retriever:
         """The `k` best documents for `text` in the context of `history`, best first."""
         query = self.conversational_query(text, history)
         cfg = self.config
+        depth = len(self.index.chunks) if filters else cfg.candidates  # a selective filter must not starve
         query_vector = self.embedder.encode([query])
-        [dense] = self.index.dense_search(query_vector, cfg.candidates)
-        keyword = self.index.keyword_search(query, cfg.candidates)
+        [dense] = self.index.dense_search(query_vector, depth)
+        keyword = self.index.keyword_search(query, depth)
         rankings = [(cfg.dense_weight, dense), (cfg.keyword_weight, keyword)]
         focus = self.entities.focus(text, history, cfg.focus_turns) if self.entities and cfg.focus_weight else []
         if focus:  # rank the named entity's own chunks by the current message alone

@@ -61,7 +61,7 @@ def make_manager(settings):
     from assistant.bootstrap import build_dialogue_manager
     from assistant.generation import ScriptedGenerator
 
-    def make(reply="To reset your password, open the app and tap Forgot password? [1]", **overrides):
+    def make(reply="To reset your password, open the app and tap Forgot password?", **overrides):
         current = settings.model_copy(update=overrides) if overrides else settings
         return build_dialogue_manager(current, generator=ScriptedGenerator(reply))
 

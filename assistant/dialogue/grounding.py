@@ -1,11 +1,14 @@
 """Is the reply supported by the passages? A cheap, measurable check on CPU.
 
-Support test for one sentence (written down so the metric can be quoted):
-1. Every fact token in it — numbers, prices, percentages, time windows, URLs, e-mail addresses,
-   phone numbers — occurs in one of the passages (after normalising case and separators).
-2. At least half of its content words (no stop words) occur in a single passage.
-A sentence that states nothing checkable (no fact token and fewer than four content words, such
-as "Happy to help!") is not counted. The groundedness of a reply is supported / counted sentences.
+Support test for one sentence (written down so the metric can be quoted). The sentence is checked
+against the passages it cites with [n], or against all passages of the prompt when it cites none:
+1. Every fact in it — numbers (digits or number words), prices, percentages, time windows, URLs,
+   e-mail addresses — occurs as a whole token among the facts of those passages.
+2. At least half of its content words occur in one of those passages.
+3. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a
+   negation in the passage sentence it overlaps most, and a sentence without one needs none there.
+A sentence that claims nothing checkable (no fact and fewer than three content words, such as
+"Happy to help!") is not counted. Groundedness of a reply = supported / counted sentences.
 """
 
 from __future__ import annotations
@@ -14,20 +17,32 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from assistant.guards import EMAIL
+
+CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 _URL = re.compile(r"https?://[^\s)\]>\"']+|www\.[^\s)\]>\"']+|\b[\w.-]+\.(?:com|org|net|io|example)(?:/[^\s)\]]*)?",
                   re.IGNORECASE)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_NUMBER = re.compile(r"(?<![\w])[$€£]?\d+(?:[.,:]\d+)*%?")
-_WORD = re.compile(r"[a-z0-9]+")
-_MARKER = re.compile(r"\[\d{1,2}\]")
+_NUMBER = re.compile(r"(?<![\w.])[$€£]?\d+(?:[.,:]\d+)*%?")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d{1,2}[.)])\s+")
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fourteen": "14", "fifteen": "15", "twenty": "20",
+    "thirty": "30", "forty": "40", "forty-five": "45", "fifty": "50", "sixty": "60", "ninety": "90",
+    "hundred": "100", "once": "1", "twice": "2",
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+_NEGATIONS_TEXT = """
+not no never cannot can't don't doesn't isn't aren't won't wasn't weren't nothing none neither nor without n't
+"""
+NEGATIONS = frozenset(_NEGATIONS_TEXT.split())
 _STOP_WORDS_TEXT = """
 a an the and or but if then so of to in on at by for with from as is are was were be been being it its this that
 these those you your yours we our us i me my he she they them their there here what which who whom how when where
-why can could will would should may might must do does did done have has had not no yes please just also any all
+why can could will would should may might must do does did done have has had yes please just also any all
 some more most very up out about into over after before than too only own same such both each few other off again
-further once s t don let get got
+further s t let get got
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -43,27 +58,35 @@ def split_sentences(text: str) -> list[str]:
     return parts
 
 
-def fact_tokens(sentence: str) -> set[str]:
-    """Checkable facts: URLs, e-mails, and numbers (prices, windows, steps excluded when bare list numbers)."""
-    text = _MARKER.sub(" ", sentence)
-    facts = {m.lower() for m in _EMAIL.findall(text)}
-    text = _EMAIL.sub(" ", text)
-    facts |= {_norm_fact(m) for m in _URL.findall(text)}
-    without_links = _URL.sub(" ", text)
-    for match in _NUMBER.finditer(without_links):
-        token = match.group()
-        if re.fullmatch(r"\d{1,2}[.)]?", token) and match.start() == len(without_links) - len(without_links.lstrip()):
-            continue  # a list item's own number ("1. Open the app"), not a fact
-        facts.add(_norm_fact(token))
+def fact_tokens(text: str) -> set[str]:
+    """Checkable facts: URLs, e-mails and numbers (number words as digits; a price keeps its currency sign).
+
+    A list item's own number ("1. Open the app") is not a fact.
+    """
+    text = CITATION_MARKER.sub(" ", text)
+    facts = {m.lower() for m in EMAIL.findall(text)}
+    text = EMAIL.sub(" ", text)
+    facts |= {m.lower().rstrip(".,;:") for m in _URL.findall(text)}
+    text = _URL.sub(" ", text)
+    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+    for line in text.splitlines():
+        line = _LIST_MARK.sub(" ", line)
+        for match in _NUMBER.finditer(line):
+            facts.add(match.group().rstrip(".,;:").replace(",", ""))
     return facts
 
 
+def strip_citations(text: str) -> str:
+    """The text without its [n] markers (what evaluation compares with reference answers)."""
+    return re.sub(r"\s*" + CITATION_MARKER.pattern, "", text).strip()
+
+
 def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(_MARKER.sub(" ", text.lower())) if w not in STOP_WORDS and len(w) > 1}
+    return {w for w in _WORD.findall(CITATION_MARKER.sub(" ", text.lower())) if w not in STOP_WORDS and len(w) > 1}
 
 
-def _norm_fact(token: str) -> str:
-    return token.lower().rstrip(".,;:").replace(",", "")
+def negated(words: set[str]) -> bool:
+    return any(w in NEGATIONS or w.endswith("n't") for w in words)
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,8 @@ class SentenceCheck:
     checkable: bool
     supported: bool
     missing_facts: tuple[str, ...] = ()
+    passage: int | None = None
+    """0-based index of the passage that supports it."""
 
 
 @dataclass
@@ -97,29 +122,58 @@ class GroundingReport:
     def has_supported_fact(self) -> bool:
         return any(s.checkable and s.supported for s in self.sentences)
 
+    @property
+    def supporting_passages(self) -> list[int]:
+        """0-based indexes of the passages that support a kept sentence, in order of first use."""
+        return list(dict.fromkeys(s.passage for s in self.sentences if s.supported and s.passage is not None))
+
+
+@dataclass(frozen=True)
+class _Passage:
+    facts: frozenset[str]
+    words: frozenset[str]
+    sentences: tuple[frozenset[str], ...]
+
+
+def _prepare(passage: str) -> _Passage:
+    sentences = tuple(frozenset(content_words(s)) for s in split_sentences(passage))
+    return _Passage(frozenset(fact_tokens(passage)), frozenset(content_words(passage)), sentences)
+
 
 def check_reply(reply: str, passages: Sequence[str], min_overlap: float = 0.5) -> GroundingReport:
     """Check every sentence of `reply` against the passages (see the module docstring)."""
-    passage_text = " ".join(passages)
-    passage_facts_text = " " + passage_text.lower().replace(",", "") + " "
-    passage_words = [content_words(p) for p in passages]
+    prepared = [_prepare(p) for p in passages]
     report = GroundingReport()
     for sentence in split_sentences(reply):
+        cited = [int(n) - 1 for n in CITATION_MARKER.findall(sentence) if 1 <= int(n) <= len(prepared)]
+        candidates = cited or list(range(len(prepared)))
         facts = fact_tokens(sentence)
         words = content_words(sentence)
-        checkable = bool(facts) or len(words) >= 4
-        missing = tuple(sorted(f for f in facts if f not in passage_facts_text))
-        overlap = max((len(words & pw) / len(words) for pw in passage_words), default=0.0) if words else 1.0
-        supported = not missing and overlap >= min_overlap
-        report.sentences.append(SentenceCheck(sentence, checkable, supported, missing))
+        checkable = bool(facts) or len(words) >= 3
+        known = frozenset().union(*(prepared[i].facts for i in candidates)) if candidates else frozenset()
+        missing = tuple(sorted(facts - known))
+        best, overlap = None, 0.0
+        for i in candidates:
+            share = len(words & prepared[i].words) / len(words) if words else 1.0
+            if share > overlap:
+                best, overlap = i, share
+        supported = bool(not missing and best is not None and overlap >= min_overlap
+                         and _same_polarity(words, prepared[best]))
+        report.sentences.append(SentenceCheck(sentence, checkable, supported or not checkable, missing,
+                                              best if supported else None))
     return report
+
+
+def _same_polarity(words: set[str], passage: _Passage) -> bool:
+    closest = max(passage.sentences, key=lambda s: len(words & s), default=frozenset())
+    return negated(words) == negated(set(closest))
 
 
 def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2,
                       min_coverage: float = 0.5) -> tuple[int, str] | None:
     """(passage index, its sentences closest to the question), or None when no sentence covers at least
     `min_coverage` of the question's content words (quoting an unrelated sentence would be no answer)."""
-    wanted = content_words(question)
+    wanted = content_words(question) - NEGATIONS
     best: tuple[float, int, str] | None = None
     for index, passage in enumerate(passages):
         lines = [_LIST_MARK.sub("", line).replace("**", "").strip() for line in passage.splitlines()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from assistant.config import Settings
@@ -13,7 +13,7 @@ from assistant.dialogue.events import Escalated, Event, Final, Sources, Token
 from assistant.dialogue.grounding import check_reply, extractive_answer
 from assistant.errors import InvalidMessage
 from assistant.generation import Generator
-from assistant.guards import check_message, injection_markers, quote_as_data, redact_pii
+from assistant.guards import check_message, injection_markers, quote_as_data, redact_pii, redact_values
 from assistant.prompts import build_messages
 from assistant.store import Message, Store
 from knowledge import Hit
@@ -43,16 +43,16 @@ class DialogueManager:
         messages = self.store.messages(conversation_id)
         history = [{"role": m.role, "content": m.content} for m in messages]
         started = time.perf_counter()
-        question = self._log_customer(conversation_id, text, channel)
+        question, disclosed = self._log_customer(conversation_id, text, channel)
 
         agent = self.store.held_by(conversation_id)
         if agent:  # a human has taken over: the bot stays quiet, the agent sees the message
-            yield Final("", [], HELD, f"{agent} holds the conversation", conversation_id, None, {})
+            yield Final(replies.held_reply(), [], HELD, f"{agent} holds the conversation", conversation_id, None, {})
             return
         if policies.is_abusive(text):
             reply = replies.abuse_reply(self.settings.company_name)
-            yield from self._finish(conversation_id, question.id, channel, reply, policies.ABSTAIN,
-                                    "abusive message", [], [], started, {"retrieval_s": None})
+            yield from self._finish(conversation_id, question.id, channel, reply, policies.CLARIFY,
+                                    "abusive message", [], [], started, {"retrieval_s": None}, disclosed=disclosed)
             return
 
         hits = self.retriever.search(text, history=history, k=self.settings.retrieval_k)
@@ -65,13 +65,13 @@ class DialogueManager:
         if markers:
             reason += f"; instruction-like text ignored ({markers[0]!r})"
         if decision.action == policies.ESCALATE:
-            yield from self._escalate(conversation_id, question.id, channel, reason, started, history + [
-                {"role": "user", "content": text}])
+            yield from self._escalate(conversation_id, question.id, channel, reason, started,
+                                      [*history, {"role": "user", "content": question.content}], hits)
             return
         if decision.action == policies.ABSTAIN:
             reply = replies.abstain_reply(self.settings.company_name)
             yield from self._finish(conversation_id, question.id, channel, reply, policies.ABSTAIN, reason, [], hits,
-                                    started, timings)
+                                    started, timings, disclosed=disclosed)
             return
 
         yield Sources(hits)
@@ -87,7 +87,7 @@ class DialogueManager:
         if action == policies.ABSTAIN:
             reason += "; nothing in the passages answers it"
         yield from self._finish(conversation_id, question.id, channel, reply, action, reason, numbers, hits, started,
-                                timings, check)
+                                timings, check, disclosed)
 
     def _generate(self, conversation_id: str, text: str, hits: list[Hit], history: list[dict[str, str]],
                   started: float, timings: dict) -> Iterator[Event]:
@@ -112,10 +112,14 @@ class DialogueManager:
         report = check_reply(reply, passages)
         check = {"before": report.groundedness, "after": report.groundedness, "fallback": False,
                  "removed": sum(1 for s in report.checked if not s.supported)}
+        if replies.says_it_does_not_know(reply):
+            check.update(after=None, removed=0)
+            return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check
         if reply and report.has_supported_fact:
             text = report.supported_text
             check["after"] = check_reply(text, passages).groundedness
-            return text, policies.ANSWER, replies.cited_hits(text, hits), check
+            numbers = replies.cited_hits(text, hits) or [i + 1 for i in report.supporting_passages]
+            return text, policies.ANSWER, numbers, check
         extract = extractive_answer(question, passages)
         if extract is None:
             check.update(after=None, removed=0)
@@ -140,25 +144,34 @@ class DialogueManager:
         self.store.add_feedback(message_id, rating, comment)
 
     def _escalate(self, conversation_id: str, question_id: int | None, channel: str, reason: str,
-                  started: float, history: list[dict[str, str]]) -> Iterator[Event]:
-        ticket = self.store.add_escalation(conversation_id, reason, replies.handoff_summary(history, reason))
-        log.info("escalated conversation=%s ticket=%s reason=%s", conversation_id, ticket.id, reason)
-        yield Escalated(ticket.id, reason)
-        yield from self._finish(conversation_id, question_id, channel, replies.escalation_reply(ticket.id),
-                                policies.ESCALATE, reason, [], [], started, {"retrieval_s": None})
+                  started: float, history: list[dict[str, str]], hits: list[Hit] | None = None) -> Iterator[Event]:
+        """Open a ticket (or point to the one already open) and tell the customer its number."""
+        active = self.store.active_ticket(conversation_id)
+        if active is not None:
+            ticket_id, text = active, replies.already_escalated_reply(active)
+        else:
+            summary, _ = redact_pii(replies.handoff_summary(history, reason))  # history holds stored, redacted text
+            ticket_id = self.store.add_escalation(conversation_id, reason, summary).id
+            text = replies.escalation_reply(ticket_id)
+            log.info("escalated conversation=%s ticket=%s reason=%s", conversation_id, ticket_id, reason)
+        yield Escalated(ticket_id, reason)
+        yield from self._finish(conversation_id, question_id, channel, text, policies.ESCALATE, reason, [],
+                                hits or [], started, {"retrieval_s": None})
 
-    def _log_customer(self, conversation_id: str, text: str, channel: str) -> Message:
+    def _log_customer(self, conversation_id: str, text: str, channel: str) -> tuple[Message, list[tuple[str, str]]]:
+        """Log the customer's message with personal data redacted; returns it and what was redacted."""
         stored, found = redact_pii(text)
-        return self.store.add_message(conversation_id, "user", stored, channel, pii_redacted=bool(found))
+        return self.store.add_message(conversation_id, "user", stored, channel, pii_redacted=bool(found)), found
 
     def _finish(self, conversation_id: str, question_id: int | None, channel: str, reply: str, decision: str,
                 reason: str, numbers: list[int], hits: list[Hit], started: float, timings: dict,
-                check: dict | None = None) -> Iterator[Event]:
+                check: dict | None = None, disclosed: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
         """Log the reply (PII redacted, with its retrievals and timings) and yield the Final event."""
         cited = replies.citations(numbers, hits)
         timings = {"retrieval_s": timings.get("retrieval_s"), "first_token_s": timings.get("first_token_s"),
                    "total_s": time.perf_counter() - started}
-        stored, found = redact_pii(reply)
+        # Only what the customer disclosed is redacted from the reply: the help center's own phone numbers stay.
+        stored, found = redact_values(reply, disclosed)
         check = check or {}
         message = self.store.add_message(
             conversation_id, "assistant", stored, channel, reply_to=question_id, decision=decision, reason=reason,

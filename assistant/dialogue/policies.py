@@ -14,20 +14,24 @@ from knowledge import Hit
 
 ANSWER, ABSTAIN, CLARIFY, ESCALATE = "answer", "abstain", "clarify", "escalate"
 
-_PERSON = r"(human|person|people|agent|someone|somebody|representative|rep|operator|staff|manager)"
-_HUMAN_REQUEST = [
+_PERSON = r"(human|person|people|agent|someone|somebody|representative|rep|operator|staff|manager)(?! of)"
+_HUMAN_REQUEST = [  # asking to be put through: always a request
     re.compile(rf"\b(talk|speak|chat|connect|transfer|put) (me )?(to|with|through to) (a |an |the |your |some )?"
                rf"(real |live |human )?{_PERSON}\b", re.IGNORECASE),
+    re.compile(rf"^\W*(a |an )?(real |live )?{_PERSON}s?( please| now| pls)?\W*$", re.IGNORECASE),
+]
+_HUMAN_MENTION = [  # naming a person: a request, unless it is a question about the service
     re.compile(r"\b(real|live|actual) (person|human|agent)\b", re.IGNORECASE),
     re.compile(r"\bhuman (agent|being|support|help)\b", re.IGNORECASE),
-    re.compile(rf"^\W*(a |an )?{_PERSON}s?( please| now| pls)?\W*$", re.IGNORECASE),
 ]
+_INFO_QUESTION = re.compile(r"^\W*(when|what|where|which|how|is there|are there|is your|are your|is human|is live|"
+                            r"do you|does|do they)\b", re.IGNORECASE)
 _FRUSTRATION = re.compile(
     r"\b(useless|ridiculous|unacceptable|furious|angry|fed up|sick of|waste of (my )?time|worst|terrible|"
-    r"awful|pathetic|scam|rip[- ]?off|disgusted|outraged|never again|incompetent|joke)\b", re.IGNORECASE)
-_ABUSE = re.compile(
-    r"\b(idiot|idiotic|stupid|moron|dumb|shut up|f+u+c+k+\w*|sh[i1]t+\w*|bastard|bitch|crap|damn you|screw you|"
-    r"go to hell)\b", re.IGNORECASE)
+    r"awful|pathetic|scam|rip[- ]?off|disgusted|outraged|never again|incompetent)\b", re.IGNORECASE)
+_PROFANITY = re.compile(r"\b(shut up|f+u+c+k+\w*|bastard|bitch|damn you|screw you|go to hell)\b", re.IGNORECASE)
+_INSULT = re.compile(r"\b(you|u|your)\b(\W+\w+){0,3}?\W+(idiot\w*|stupid|moron\w*|dumb|useless piece)\b",
+                     re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,10 @@ class TurnFacts:
 
 def asks_for_human(text: str) -> bool:
     """True when the customer explicitly asks for a person ("agent", "human", "talk to someone")."""
-    return any(pattern.search(text) for pattern in _HUMAN_REQUEST)
+    if any(pattern.search(text) for pattern in _HUMAN_REQUEST):
+        return True
+    return any(any(p.search(sentence) for p in _HUMAN_MENTION) and not _INFO_QUESTION.search(sentence)
+               for sentence in re.split(r"(?<=[.!?])\s+", text))
 
 
 def frustration(text: str) -> int:
@@ -66,7 +73,8 @@ def frustration(text: str) -> int:
 
 
 def is_abusive(text: str) -> bool:
-    return bool(_ABUSE.search(text))
+    """Profanity, or an insult aimed at the assistant ("you stupid bot"; not "I feel so stupid")."""
+    return bool(_PROFANITY.search(text) or _INSULT.search(text))
 
 
 def always_human_topic(text: str, topics: Sequence[str]) -> str | None:

@@ -6,9 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from assistant.dialogue.grounding import CITATION_MARKER
 from knowledge import Hit
-
-_MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
 def abstain_reply(company: str) -> str:
@@ -25,10 +24,30 @@ def escalation_reply(ticket_id: int) -> str:
     )
 
 
+def already_escalated_reply(ticket_id: int) -> str:
+    return (f"Your conversation is already with our agents (ticket #{ticket_id}). "
+            "An agent will reply here as soon as possible.")
+
+
+def held_reply() -> str:
+    """What the customer's own client may show while a human agent holds the conversation."""
+    return "An agent has your conversation and will reply here."
+
+
+_DOES_NOT_KNOW = re.compile(
+    r"\b(i (do not|don't|dont) (know|have (that|this|any|enough) information)|i'?m not sure|i am not sure|"
+    r"(cannot|can't|couldn't|could not) find (that|this|any|the) (information|answer)|"
+    r"(the )?sources? (do|does) not (say|mention|contain|cover))\b", re.IGNORECASE)
+
+
+def says_it_does_not_know(reply: str) -> bool:
+    """True when the model's own reply is an admission that it does not know."""
+    return bool(_DOES_NOT_KNOW.search(reply))
+
+
 def cited_hits(reply: str, hits: Sequence[Hit]) -> list[int]:
-    """1-based numbers of the sources the reply cites with [n]; the top source when it cites none."""
-    numbers = sorted({int(n) for n in _MARKER.findall(reply) if 1 <= int(n) <= len(hits)})
-    return numbers or ([1] if hits else [])
+    """1-based numbers of the sources the reply cites with [n] (empty when it cites none)."""
+    return sorted({int(n) for n in CITATION_MARKER.findall(reply) if 1 <= int(n) <= len(hits)})
 
 
 def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 220) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ abstaining on everything or quoting passages verbatim shows up as a poor answer_
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -16,12 +15,12 @@ from typing import Any
 from tqdm import tqdm
 
 from assistant.dialogue import DialogueManager, Escalated, Final, Sources
+from assistant.dialogue.grounding import strip_citations
 from assistant.dialogue.policies import ABSTAIN, ANSWER, ESCALATE
 from assistant.evaluation.testsets import TestItem
 from assistant.evaluation.text_metrics import rouge_l, token_f1
+from assistant.guards import quote_as_data
 from assistant.store.store import new_conversation_id
-
-_MARKERS = re.compile(r"\s*\[\d{1,2}\]")
 
 
 def run_item(manager: DialogueManager, item: TestItem) -> dict[str, Any]:
@@ -41,11 +40,12 @@ def run_item(manager: DialogueManager, item: TestItem) -> dict[str, Any]:
     assert final is not None
     row = next(m for m in manager.store.messages(conversation_id) if m.id == final.message_id)
     return {
-        "id": item.id, "question": item.question, "answer": _MARKERS.sub("", final.text).strip(),
+        "id": item.id, "question": item.question, "answer": strip_citations(final.text),
         "decision": final.decision, "abstained": final.decision in (ABSTAIN, ESCALATE),
         "escalated": escalated, "fallback": bool(row.fallback),
         "cited_doc_ids": [c["doc_id"] for c in final.citations],
-        "passages": [{"doc_id": hit.doc_id, "text": hit.text} for hit in hits],
+        "passages": [{"doc_id": hit.doc_id, "text": quote_as_data(hit.text)} for hit in hits],
+        "generated": bool(hits),
         "latency_s": time.perf_counter() - started,
         "groundedness": row.groundedness, "groundedness_before": row.groundedness_before,
         "answerable": item.answerable, "gold_doc_ids": list(item.gold_doc_ids), "reference": item.answer,
@@ -79,7 +79,11 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "rouge_l": _mean([rouge_l(r["answer"], r["reference"]) for r in referenced]),
         "latency_p50_s": statistics.median(latencies) if latencies else None,
         "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None,
-        "before_check": {"groundedness": _mean([r["groundedness_before"] for r in answered])},
+        "before_check": {  # what the customer would have got had the generated draft been shown unchecked
+            "answer_rate": sum(r["generated"] for r in answerable) / len(answerable) if answerable else None,
+            "abstention": sum(not r["generated"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
+            "groundedness": _mean([r["groundedness_before"] for r in records if r["generated"]]),
+        },
     }
 
 

@@ -122,9 +122,26 @@ class Store:
     def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
         """Open a ticket for a handoff (its first status event is `open`)."""
         row = Escalation(conversation_id=conversation_id, reason=reason, summary=summary)
-        self._add(row)
-        self._add(TicketEvent(ticket_id=row.id, status="open"))
+        try:
+            with self._session() as session:  # the ticket and its first event in one transaction
+                session.add(row)
+                session.flush()
+                session.add(TicketEvent(ticket_id=row.id, status="open"))
+                session.commit()
+        except OperationalError as err:
+            raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
         return row
+
+    def active_ticket(self, conversation_id: str) -> int | None:
+        """The conversation's ticket that is not resolved yet, if any."""
+        for ticket in self.tickets(("open", "assigned", "released")):
+            if ticket["conversation_id"] == conversation_id:
+                return ticket["ticket_id"]
+        return None
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        with self._session() as session:
+            return session.get(Conversation, conversation_id)
 
     def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
         """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot."""

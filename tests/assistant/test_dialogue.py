@@ -17,7 +17,7 @@ def test_answer_streams_cites_and_logs_the_turn(make_manager):
     final = events[-1]
     assert isinstance(final, Final) and final.decision == "answer"
     assert "".join(tokens).strip() == final.text
-    assert final.citations[0]["doc_id"] == sources.hits[0].doc_id
+    assert final.citations[0]["doc_id"] == "accounts/reset-password"  # the passage that supports the reply
     assert "accounts/reset-password" in [h.doc_id for h in sources.hits]
     rows = manager.store.messages("conv-1")
     assert [m.role for m in rows] == ["user", "assistant"]

@@ -4,6 +4,7 @@ import pytest
 
 from assistant.bootstrap import build_dialogue_manager
 from assistant.dialogue import Escalated, Final, Sources
+from assistant.dialogue.replies import held_reply
 from assistant.errors import InvalidMessage
 from assistant.generation import ScriptedGenerator
 from assistant.handoff import AgentDesk
@@ -17,7 +18,7 @@ def final(manager, text, conversation_id="c1"):
 
 
 def test_unsupported_fact_is_removed_from_the_final_reply(make_manager):
-    manager = make_manager(reply="Open the app and tap Forgot password? on the sign-in screen [1]. "
+    manager = make_manager(reply="Open the app and tap Forgot password? on the sign-in screen. "
                                  "The reset link costs $4.99 and works for 9 years.")
     result = final(manager, "How do I reset my password?")
     assert "Forgot password" in result.text and "$4.99" not in result.text
@@ -58,8 +59,9 @@ def test_older_turns_are_summarised_within_the_budget(make_manager):
         final(manager, question)
     final(manager, "And shipping to Canada?")
     prompt = manager.generator.calls[-1]
-    assert len(prompt) == 4  # system (with summary), last two turns, the question
-    assert "Earlier in this conversation the customer asked: How do I reset my password?" in prompt[0]["content"]
+    assert len(prompt) == 4  # system, last two turns, the question (with a quoted summary of older turns)
+    assert prompt[-1]["content"].startswith('Earlier in this conversation the customer asked: "How do I reset my')
+    assert prompt[0]["content"] == system_prompt("Northwind")
 
 
 @pytest.mark.parametrize("messages, reason", [
@@ -88,7 +90,7 @@ def test_agent_takeover_reply_hand_back_and_resolve(make_manager):
         desk.reply(ticket["ticket_id"], "ana", "Hi!")
     desk.take_over(ticket["ticket_id"], "ana")
     held = final(manager, "Hello? Anyone there?")
-    assert held.decision == "held" and held.text == "" and "ana holds" in held.reason
+    assert held.decision == "held" and held.text == held_reply() and "ana holds" in held.reason
     assert manager.store.messages("c1")[-1].role == "user"  # the bot stayed quiet
     last_seen = manager.store.messages("c1")[-1].id
     desk.reply(ticket["ticket_id"], "ana", "Hi, I'm Ana from Northwind. How can I help?")
@@ -165,3 +167,35 @@ def test_rate_limit_per_conversation(make_manager):
     with pytest.raises(InvalidMessage, match="more than 2 messages in a minute"):
         final(manager, "Hello?")
     assert len(manager.store.messages("c1")) == 4
+
+
+def test_ticket_summary_holds_no_personal_data_and_tickets_are_not_duplicated(make_manager):
+    manager = make_manager()
+    final(manager, "My card 4111 1111 1111 1111 was charged twice, mail me at jane@example.com")
+    final(manager, "agent")
+    again = final(manager, "agent please")
+    list(manager.escalate("c1"))
+    [ticket] = AgentDesk(manager.store).queue()
+    assert "4111" not in ticket["summary"] and "jane@example.com" not in ticket["summary"]
+    assert "[CARD]" in ticket["summary"] and f"#{ticket['ticket_id']}" in again.text and "already" in again.text
+
+
+def test_company_phone_numbers_in_replies_are_kept(make_manager):
+    manager = make_manager(reply="Call us on +1 888-555-0142 for help with your password reset.")
+    final(manager, "How do I reset my password? My number is 555 123 4567")
+    reply = manager.store.messages("c1")[-1]
+    assert "[PHONE]" in manager.store.messages("c1")[0].content
+    assert "555 123 4567" not in reply.content
+
+
+def test_models_own_i_dont_know_becomes_an_abstention(make_manager):
+    manager = make_manager(reply="I'm sorry, I don't have that information in the sources.")
+    result = final(manager, "How do I reset my password?")
+    assert result.decision == "abstain" and "human agent" in result.text
+
+
+def test_escalated_turn_keeps_its_retrievals(make_manager):
+    manager = make_manager()
+    final(manager, "How do I reset my password? I want to talk to a human")
+    reply = manager.store.messages("c1")[-1]
+    assert reply.decision == "escalate" and manager.store.retrievals(reply.id)

@@ -36,3 +36,32 @@ def test_extractive_answer_picks_the_sentences_closest_to_the_question():
 def test_sentences_split_on_list_items_and_punctuation():
     assert split_sentences("Do this. Then that!\n1. Open the app\n2. Tap Reset") == [
         "Do this.", "Then that!", "1. Open the app", "2. Tap Reset"]
+
+
+REFUNDS = ("Refunds are issued within 14 days. Monthly plans are not refunded for partial months. "
+           "We can only refund to the original card.")
+
+
+def test_reversed_policy_fails_the_polarity_check():
+    report = check_reply("Monthly plans are refunded for partial months.", [REFUNDS])
+    assert not report.sentences[0].supported
+    assert check_reply("Monthly plans are not refunded for partial months.", [REFUNDS]).sentences[0].supported
+
+
+def test_numbers_match_whole_tokens_and_number_words():
+    assert not check_reply("Refunds are issued within 4 days.", [REFUNDS]).sentences[0].supported
+    assert check_reply("Refunds are issued within fourteen days.", [REFUNDS]).sentences[0].supported
+    assert fact_tokens("three business days") == {"3"}
+
+
+def test_short_claims_are_checked():
+    sentence = check_reply("No refunds are possible.", [REFUNDS]).sentences[0]
+    assert sentence.checkable and not sentence.supported
+
+
+def test_a_cited_sentence_is_checked_against_its_own_source():
+    passages = ["Shipping to Canada costs $19.", REFUNDS]
+    assert check_reply("Shipping to Canada costs $19 [1].", passages).sentences[0].supported
+    assert not check_reply("Shipping to Canada costs $19 [2].", passages).sentences[0].supported
+    report = check_reply("Shipping to Canada costs $19.", passages)
+    assert report.supporting_passages == [0]

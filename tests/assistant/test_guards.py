@@ -79,3 +79,38 @@ def test_mild_annoyance_and_ordinary_words_do_not_escalate():
     assert frustration("the app is a bit slow today") == 0
     assert decide(facts("I am annoyed the package is late, where is it?")).action == ANSWER
     assert is_abusive("you stupid bot") and not is_abusive("How do I reset the hub?")
+
+
+@pytest.mark.parametrize("text", ["order NW-10482337 placed 2024-05-17", "invoice 55501234", "serial 8842 1123 99",
+                                  "Call us on 0800 and press 2"])
+def test_order_numbers_dates_and_serials_are_not_redacted(text):
+    from assistant.guards import redact_pii
+
+    assert redact_pii(text) == (text, [])
+
+
+def test_pii_kinds_and_checksums():
+    from assistant.guards import redact_pii
+
+    text, found = redact_pii("mail jo@x.example, card 4111 1111 1111 1111 (not 4111 1111 1111 1112), "
+                             "iban gb82-west-1234-5698-7654-32, call me on 555 123 4567")
+    assert text == "mail [EMAIL], card [CARD] (not 4111 1111 1111 1112), iban [IBAN], call me on [PHONE]"
+    assert [kind for kind, _ in found] == ["EMAIL", "IBAN", "CARD", "PHONE"]
+
+
+@pytest.mark.parametrize("text", ["I feel so stupid, I forgot my password", "Is this a dumb question?",
+                                  "When is human support available?", "Do you have live agent chat on weekends?",
+                                  "Can my manager of the team account see invoices?"])
+def test_ordinary_messages_trigger_nothing(text):
+    assert not asks_for_human(text) and not is_abusive(text) and frustration(text) < 2
+
+
+def test_always_human_topics_must_be_valid_expressions(monkeypatch):
+    from assistant.config import load_settings
+    from assistant.errors import ConfigError
+
+    monkeypatch.setenv("ASSISTANT_ALWAYS_HUMAN_TOPICS", '["refund (now|today)", "chargeback"]')
+    assert load_settings().always_human_topics == ["refund (now|today)", "chargeback"]
+    monkeypatch.setenv("ASSISTANT_ALWAYS_HUMAN_TOPICS", "(unclosed")
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        load_settings()

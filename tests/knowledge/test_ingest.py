@@ -116,3 +116,32 @@ def test_large_collections_switch_to_ivf_without_re_embedding():
     index.remove(["d7"])
     assert index.dense.ntotal == len(index.chunks) == 399 and index.card["config"]["index_type"] == "ivf"
     assert Retriever(index, HashEmbedder()).search("entry 250 word56 term3", k=3)[0].doc_id == "d250"
+
+
+def test_a_removed_document_is_forgotten_and_can_come_back(tmp_path: Path):
+    root = tmp_path / "kb"
+    for name in ("a", "b", "c"):
+        write(root, f"{name}.md", f"# {name}\n\nText about {name}.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    (root / "c.md").unlink()
+    index, _, _ = build_index([root], tmp_path / "idx", HashEmbedder())
+    assert set(index.document_hashes) == {"a", "b"} and index.document_count == 2
+    write(root, "c.md", "# c\n\nText about c.")
+    index, report, _ = build_index([root], tmp_path / "idx", HashEmbedder())
+    assert report.added == ["c"] and "c" in {chunk.doc_id for chunk in index.chunks}
+
+
+def test_a_bad_jsonl_file_in_a_folder_is_skipped(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "a.md", "# A\n\nText.")
+    write(root, "broken.jsonl", "{not json\n")
+    _, report, loaded = build_index([root], tmp_path / "idx", HashEmbedder())
+    assert report.added == ["a"] and "not valid JSON" in dict(loaded.skipped)[str(root / "broken.jsonl")]
+
+
+def test_an_interrupted_swap_is_recovered_on_load(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "a.md", "# A\n\nText.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    (tmp_path / "idx").rename(tmp_path / ".idx.old-1234abcd")  # as if the process died between the renames
+    assert KnowledgeIndex.load(tmp_path / "idx").document_count == 1

@@ -65,3 +65,10 @@ def test_entities_need_titles_shared_by_several_documents():
     index = KnowledgeIndex.build([Document("a", "Reset your password", "Tap Forgot password."),
                                   Document("b", "Refunds", "Refunds take 5 days.")], HashEmbedder())
     assert not EntityTitles(index.chunks)  # one article per title: nothing to focus on
+
+
+def test_selective_filter_still_finds_its_documents():
+    docs = [Document(f"en{i}", "Refunds", f"Refunds take {i} days.", metadata={"lang": "en"}) for i in range(80)]
+    docs.append(Document("fr", "Remboursements", "Les remboursements prennent 5 jours.", metadata={"lang": "fr"}))
+    hits = _retriever(docs).search("refunds take days", k=3, filters={"lang": "fr"})
+    assert [h.doc_id for h in hits] == ["fr"]
