@@ -51,15 +51,32 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         return ([*chat, {"role": "assistant", "content": final.text}], conversation_id,
                 [*message_ids, final.message_id])
 
-    def poll(chat: ChatHistory, conversation_id: str | None, last_seen: int) -> tuple[ChatHistory, int]:
+    def poll(chat: ChatHistory, conversation_id: str | None, message_ids: list[int | None], last_seen: int
+             ) -> tuple[ChatHistory, list[int | None], int]:
         """Show messages a human agent wrote since the last poll."""
         if not conversation_id:
-            return chat, last_seen
+            return chat, message_ids, last_seen
         updates = manager.updates_since(conversation_id, last_seen)
         if not updates:
-            return chat, last_seen
+            return chat, message_ids, last_seen
         shown = [{"role": "assistant", "content": agent_markdown(m.content)} for m in updates]
-        return [*chat, *shown], updates[-1].id
+        return [*chat, *shown], [*message_ids, *([None] * len(updates))], updates[-1].id
+
+    def restore(saved_id: str | None) -> tuple[ChatHistory, str | None, list[int | None], int]:
+        """Show a conversation again after a reload or a server restart (its id is kept in the browser)."""
+        if not saved_id:
+            return [], None, [], 0
+        chat, ids = [], []
+        messages = manager.transcript(saved_id)
+        for message in messages:
+            if message.role == "user":
+                chat.append({"role": "user", "content": message.content})
+            elif message.role == "agent":
+                chat.append({"role": "assistant", "content": agent_markdown(message.content)})
+            else:
+                chat.append({"role": "assistant", "content": answer_markdown(message.content, message.citations or [])})
+            ids.append(message.id if message.role == "assistant" else None)
+        return chat, saved_id if chat else None, ids, max((m.id for m in messages), default=0)
 
     def on_like(data: gr.LikeData, message_ids: list[int | None]) -> None:
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
@@ -77,6 +94,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         conversation = gr.State(None)
         message_ids = gr.State([])
         last_seen = gr.State(0)
+        saved = gr.BrowserState(None, storage_key="support-assistant-conversation")
         chatbot = gr.Chatbot(label=title, height=520, feedback_options=("Like", "Dislike"),
                              placeholder="How can we help?")
         with gr.Row():
@@ -89,7 +107,9 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         human_button.click(talk_to_human, [chatbot, conversation, message_ids], [chatbot, conversation, message_ids],
                            api_name="talk_to_human")
         chatbot.like(on_like, [message_ids], None, api_name=False)
-        gr.Timer(2.0).tick(poll, [chatbot, conversation, last_seen], [chatbot, last_seen], api_name="poll",
-                           show_progress="hidden")
+        gr.Timer(2.0).tick(poll, [chatbot, conversation, message_ids, last_seen], [chatbot, message_ids, last_seen],
+                           api_name="poll", show_progress="hidden")
+        conversation.change(lambda conversation_id: conversation_id, conversation, saved, api_name=False)
+        app.load(restore, saved, [chatbot, conversation, message_ids, last_seen], api_name=False)
         gr.api(feedback, api_name="feedback")
     return app

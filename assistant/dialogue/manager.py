@@ -135,6 +135,10 @@ class DialogueManager:
         history = self.store.history(conversation_id)
         yield from self._escalate(conversation_id, None, channel, reason, time.perf_counter(), history)
 
+    def transcript(self, conversation_id: str) -> list[Message]:
+        """The stored conversation (to show it again after a reload or a server restart)."""
+        return self.store.messages(conversation_id)
+
     def updates_since(self, conversation_id: str, after_id: int) -> list[Message]:
         """Agent messages the customer's chat has not shown yet."""
         return self.store.messages_since(conversation_id, after_id, roles=("agent",))

@@ -29,7 +29,7 @@ def served_with_keys(make_manager, settings):
 
 
 def serve(make_manager, settings):
-    manager = make_manager(reply="Open the app and tap Forgot password? to get a reset link [1].")
+    manager = make_manager(reply="Open the app and tap Forgot password? to get a reset link.")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_server(settings, manager), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -124,3 +124,16 @@ def test_agent_console_needs_a_key_but_the_chat_does_not(served_with_keys):
     url, _ = served_with_keys
     assert httpx.get(url + "agent/config").status_code in (401, 403)
     assert httpx.get(url + "config").status_code == 200
+
+
+def test_chat_restores_a_stored_conversation(served, make_manager):
+    from ui.chat import build_chat_app
+
+    url, manager = served
+    events = list(manager.respond("resume-1", "How do I reset my password?"))
+    app = build_chat_app(manager, manager.settings)
+    restore = next(fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "restore")
+    chat, conversation_id, ids, last_seen = restore("resume-1")
+    assert conversation_id == "resume-1" and [m["role"] for m in chat] == ["user", "assistant"]
+    assert "**Sources**" in chat[-1]["content"] and ids == [None, events[-1].message_id] and last_seen == ids[-1]
+    assert restore("unknown-id") == ([], None, [], 0)
