@@ -13,6 +13,7 @@ def create_api(manager: DialogueManager) -> FastAPI:
 
     @api.get("/healthz")
     def healthz() -> dict[str, object]:
+        """Liveness and what is loaded: model, adapter and index size."""
         return {
             "status": "ok",
             "model": manager.generator.model_id,

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def index_path(settings: Settings, index: str | None = None) -> Path:
+    """Folder of the named (or configured) index."""
     return settings.artifact_path("index", index or settings.index)
 
 
@@ -54,16 +55,19 @@ def calibrate_index(retriever: Retriever, devset: Path) -> dict:
 
 
 def open_retriever(settings: Settings, embedder: Embedder | None = None, index: str | None = None) -> Retriever:
+    """The hybrid retriever over the configured index, with the configured fusion weights."""
     embedder = embedder or load_embedder(settings.embedder)
     config = RetrieverConfig(dense_weight=settings.dense_weight, keyword_weight=settings.keyword_weight)
     return Retriever(open_index(settings, embedder, index), embedder, config)
 
 
 def chunking(settings: Settings) -> ChunkingConfig:
+    """Chunk sizes for new indexes, from the settings."""
     return ChunkingConfig(chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
 
 
 def open_generator(settings: Settings, adapter: str | None = None) -> Generator:
+    """The local transformers generator for the configured model and adapter."""
     from assistant.generation import TransformersGenerator
     from assistant.models import resolve_adapter_dir, resolve_model_dir
 

@@ -135,6 +135,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then environment variables, then the TOML file."""
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file()
         if path is not None:
@@ -143,6 +144,7 @@ class Settings(BaseSettings):
 
     @property
     def store_url(self) -> str:
+        """The SQLAlchemy URL of the conversation store."""
         return self.database_url or f"sqlite:///{self.data_dir / 'assistant.db'}"
 
     def artifact_path(self, kind: Literal["model", "adapter", "classifier", "index"], value: str) -> Path:

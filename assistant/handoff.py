@@ -29,6 +29,7 @@ class AgentDesk:
         return self.store.tickets(("open", "assigned", "released"))
 
     def ticket(self, ticket_id: int) -> dict[str, Any]:
+        """The ticket with its current status; an unknown number is an error."""
         for row in self.store.tickets(("open", "assigned", "released", "resolved")):
             if row["ticket_id"] == ticket_id:
                 return row
@@ -48,6 +49,7 @@ class AgentDesk:
         return rows
 
     def take_over(self, ticket_id: int, agent: str) -> str:
+        """Assign the ticket to `agent`: the bot stays quiet in its conversation."""
         return self._move(ticket_id, "assigned", agent)
 
     def hand_back(self, ticket_id: int, agent: str) -> str:
@@ -55,6 +57,7 @@ class AgentDesk:
         return self._move(ticket_id, "released", agent)
 
     def resolve(self, ticket_id: int, agent: str) -> str:
+        """Close the ticket."""
         return self._move(ticket_id, "resolved", agent)
 
     def reply(self, ticket_id: int, agent: str, text: str) -> int:

@@ -25,6 +25,7 @@ SYSTEM_TEMPLATE = (
 
 
 def system_prompt(company: str) -> str:
+    """The system message: answer from the sources only, cite them, admit what they do not say."""
     return SYSTEM_TEMPLATE.format(company=company)
 
 

@@ -21,6 +21,7 @@ CARD = "card.json"
 
 
 def package_version() -> str:
+    """The installed version of support-assistant."""
     try:
         return metadata.version("support-assistant")
     except metadata.PackageNotFoundError:
@@ -28,6 +29,7 @@ def package_version() -> str:
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while data := handle.read(block):
@@ -52,10 +54,12 @@ def new_card(name: str, kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def write_card(directory: Path, card: dict[str, Any]) -> None:
+    """Write `card.json` into an artifact folder."""
     (directory / CARD).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def read_card(directory: Path) -> dict[str, Any]:
+    """Read an artifact folder's `card.json`."""
     return json.loads((directory / CARD).read_text(encoding="utf-8"))
 
 

@@ -26,6 +26,7 @@ class ChunkingConfig:
     """Tokens shared by neighbouring chunks of one long section."""
 
     def as_dict(self) -> dict[str, int]:
+        """The settings as recorded in an index card."""
         return {"chunk_tokens": self.chunk_tokens, "overlap_tokens": self.overlap_tokens}
 
 

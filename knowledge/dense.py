@@ -26,6 +26,7 @@ class DenseConfig:
     """IVF cells searched per query (recall against latency; measured in benchmarks/retrieval.py)."""
 
     def kind_for(self, count: int) -> str:
+        """The index kind for a collection of `count` vectors."""
         return IVF if count >= self.ivf_min_vectors else FLAT
 
 
@@ -50,6 +51,7 @@ def new_dense_index(vectors: np.ndarray, ids: np.ndarray, kind: str, config: Den
 
 
 def dense_kind(index: Any) -> str:
+    """`flat` or `ivf`: the kind of a FAISS index."""
     import faiss
 
     return IVF if isinstance(faiss.downcast_index(index), faiss.IndexIVF) else FLAT

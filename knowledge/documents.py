@@ -28,6 +28,7 @@ class Document:
 
     @property
     def content_hash(self) -> str:
+        """Hash of the title and text: what incremental updates compare."""
         return content_hash(f"{self.title}\n{self.text}")
 
 
@@ -68,6 +69,7 @@ class Hit:
     """Cosine similarity of the best chunk to the query (what confidence is calibrated from)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, scores rounded."""
         return {
             "doc_id": self.doc_id,
             "chunk_id": self.chunk_id,

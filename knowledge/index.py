@@ -57,6 +57,7 @@ class UpdateReport:
     chunks_embedded: int = 0
 
     def summary(self) -> str:
+        """One line for the CLI."""
         return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
                 f"{self.unchanged} unchanged; {self.chunks_embedded} chunks embedded")
 
@@ -76,22 +77,27 @@ class KnowledgeIndex:
     # -- facts -------------------------------------------------------------------------------
     @property
     def embedder_name(self) -> str:
+        """Name of the embedder the index was built with."""
         return self.card["config"]["embedder"]
 
     @property
     def dimension(self) -> int:
+        """Dimension of its vectors."""
         return int(self.card["config"]["dimension"])
 
     @property
     def document_hashes(self) -> dict[str, str]:
+        """Content hash of every indexed document, by id."""
         return self.card["documents"]
 
     @property
     def document_count(self) -> int:
+        """Number of indexed documents."""
         return len(self.document_hashes)
 
     @property
     def roots(self) -> list[str]:
+        """Folders the index was built from (ids of added files are relative to them)."""
         return list(self.card["config"].get("roots", []))
 
     # -- building and updating -----------------------------------------------------------------
@@ -118,6 +124,7 @@ class KnowledgeIndex:
 
     @property
     def dense_config(self) -> DenseConfig:
+        """When this index switches to IVF and how it is searched."""
         return DenseConfig(**self.card["config"].get("dense", {}))
 
     def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False
@@ -201,6 +208,7 @@ class KnowledgeIndex:
         self._position = {vector_id: position for position, vector_id in enumerate(self.vector_ids)}
 
     def check_embedder(self, embedder: Embedder) -> None:
+        """Refuse an embedder other than the one the index was built with."""
         if self.embedder_name != embedder.name or self.dimension != embedder.dimension:
             raise KnowledgeError(
                 f"the index was built with embedder {self.embedder_name!r} ({self.dimension} dims) but "

@@ -39,6 +39,7 @@ class LoadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def skip(self, path: Path | str, reason: str) -> None:
+        """Record a file that could not be read, with the reason (and log it)."""
         log.warning("skipped %s: %s", path, reason)
         self.skipped.append((str(path), reason))
 

@@ -19,6 +19,7 @@ def sources_markdown(citations: Sequence[dict[str, Any]]) -> str:
 
 
 def answer_markdown(text: str, citations: Sequence[dict[str, Any]]) -> str:
+    """An answer followed by its sources block."""
     return text + sources_markdown(citations)
 
 

@@ -82,15 +82,18 @@ def strip_citations(text: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
+    """Lower-cased words of a text without stop words and citation markers."""
     return {w for w in _WORD.findall(CITATION_MARKER.sub(" ", text.lower())) if w not in STOP_WORDS and len(w) > 1}
 
 
 def negated(words: set[str]) -> bool:
+    """True when the words contain a negation."""
     return any(w in NEGATIONS or w.endswith("n't") for w in words)
 
 
 @dataclass(frozen=True)
 class SentenceCheck:
+    """The verdict on one sentence of a reply."""
     text: str
     checkable: bool
     supported: bool

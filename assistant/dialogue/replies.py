@@ -11,6 +11,7 @@ from knowledge import Hit
 
 
 def abstain_reply(company: str) -> str:
+    """The honest 'not in the help center' reply, with the offer of a human."""
     return (
         f"I'm sorry, I couldn't find that in the {company} help center, so I won't guess. "
         "Would you like me to connect you with a human agent? Press \"Talk to a human\" or type \"agent\"."
@@ -18,6 +19,7 @@ def abstain_reply(company: str) -> str:
 
 
 def escalation_reply(ticket_id: int) -> str:
+    """What the customer is told when a ticket is opened."""
     return (
         f"I've passed your conversation to a human agent (ticket #{ticket_id}). "
         "An agent will reply here as soon as possible; you don't need to repeat anything."
@@ -25,6 +27,7 @@ def escalation_reply(ticket_id: int) -> str:
 
 
 def already_escalated_reply(ticket_id: int) -> str:
+    """What the customer is told when a ticket is already open."""
     return (f"Your conversation is already with our agents (ticket #{ticket_id}). "
             "An agent will reply here as soon as possible.")
 
@@ -61,6 +64,7 @@ def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 
 
 
 def abuse_reply(company: str) -> str:
+    """A polite, bounded reply to an abusive message."""
     return (
         f"I'm here to help with your {company} questions, and I'd like to keep this conversation respectful. "
         "What can I help you with?"

@@ -89,5 +89,6 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_answers(manager: DialogueManager, items: Sequence[TestItem], progress: bool = True
                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Summary and per-item records of every test item run through the manager."""
     records = [run_item(manager, item) for item in tqdm(items, desc="answers", disable=not progress)]
     return summarise(records), records

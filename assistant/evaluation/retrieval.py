@@ -50,6 +50,7 @@ def evaluate_retrieval(items: Sequence[TestItem], search: Search, ks: Sequence[i
 
 
 def summarise(records: Sequence[dict[str, Any]], ks: Sequence[int]) -> dict[str, Any]:
+    """Mean of each metric over the records (None when there are none)."""
     keys = [*(f"hit@{k}" for k in ks), "mrr", "ndcg@10"]
     n = len(records)
     return {"n": n, **{key: (sum(r[key] for r in records) / n if n else None) for key in keys}}

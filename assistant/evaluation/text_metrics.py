@@ -9,10 +9,12 @@ _TOKEN = re.compile(r"\w+")
 
 
 def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens."""
     return _TOKEN.findall(text.lower())
 
 
 def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD-style token F1 of a prediction against a reference answer."""
     predicted, wanted = tokens(prediction), tokens(reference)
     common = sum((Counter(predicted) & Counter(wanted)).values())
     if not common:

@@ -27,6 +27,7 @@ TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released",
 
 
 def new_conversation_id() -> str:
+    """A fresh random conversation id."""
     return uuid.uuid4().hex
 
 
@@ -70,6 +71,7 @@ class Store:
             ) from err
 
     def tables(self) -> list[str]:
+        """Names of the tables in the store."""
         return sorted(inspect(self.engine).get_table_names())
 
     def _session(self) -> Session:
@@ -95,11 +97,13 @@ class Store:
         return conversation_id
 
     def add_message(self, conversation_id: str, role: str, content: str, channel: str, **turn: Any) -> Message:
+        """Append a message (customer, assistant or agent) with the turn's facts."""
         message = Message(conversation_id=conversation_id, role=role, content=content, channel=channel, **turn)
         self._add(message)
         return message
 
     def add_retrievals(self, message_id: int, hits: Sequence[Hit]) -> None:
+        """Append the retrieved passages of an assistant message, in rank order."""
         rows = [
             Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
                       score=float(hit.score), confidence=float(hit.confidence))
@@ -109,6 +113,7 @@ class Store:
             self._add(*rows)
 
     def add_feedback(self, message_id: int, rating: int, comment: str | None = None) -> Feedback:
+        """Append a thumbs up (+1) or down (-1) on an assistant message."""
         if rating not in (-1, 1):
             raise ValueError("rating must be +1 (thumbs up) or -1 (thumbs down)")
         with self._session() as session:
@@ -140,6 +145,7 @@ class Store:
         return None
 
     def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation row, or None."""
         with self._session() as session:
             return session.get(Conversation, conversation_id)
 
@@ -154,12 +160,14 @@ class Store:
         return status
 
     def ticket_status(self, ticket_id: int) -> str:
+        """A ticket's current status: its latest event."""
         events = self.ticket_events(ticket_id)
         if not events:
             raise ValueError(f"no ticket #{ticket_id}")
         return events[-1].status
 
     def ticket_events(self, ticket_id: int) -> list[TicketEvent]:
+        """A ticket's status events, oldest first."""
         with self._session() as session:
             query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
             return list(session.exec(query))
@@ -209,20 +217,24 @@ class Store:
         return [{"role": m.role, "content": m.content} for m in self.messages(conversation_id)]
 
     def messages(self, conversation_id: str) -> list[Message]:
+        """A conversation's messages, oldest first."""
         with self._session() as session:
             query = select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
             return list(session.exec(query))
 
     def retrievals(self, message_id: int) -> list[Retrieval]:
+        """The passages retrieved for an assistant message, in rank order."""
         with self._session() as session:
             query = select(Retrieval).where(Retrieval.message_id == message_id).order_by(col(Retrieval.rank))
             return list(session.exec(query))
 
     def feedback(self, message_id: int) -> list[Feedback]:
+        """Feedback given on an assistant message."""
         with self._session() as session:
             return list(session.exec(select(Feedback).where(Feedback.message_id == message_id)))
 
     def escalations(self, conversation_id: str | None = None) -> list[Escalation]:
+        """Tickets, oldest first (of one conversation when given)."""
         with self._session() as session:
             query = select(Escalation).order_by(col(Escalation.id))
             if conversation_id:
@@ -230,6 +242,7 @@ class Store:
             return list(session.exec(query))
 
     def conversations(self, limit: int = 100) -> list[Conversation]:
+        """The most recent conversations, newest first."""
         with self._session() as session:
             query = select(Conversation).order_by(col(Conversation.created_at).desc()).limit(limit)
             return list(session.exec(query))

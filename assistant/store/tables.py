@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
+    """The current time in UTC (timezone-aware)."""
     return datetime.now(UTC)
 
 
