@@ -51,8 +51,8 @@ class Store:
         store.upgrade()
         return store
 
-    def upgrade(self) -> str:
-        """Apply pending Alembic migrations; returns the schema revision now in force."""
+    def upgrade(self, revision: str = "head") -> str:
+        """Apply pending Alembic migrations (up to `revision`); returns the schema revision now in force."""
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -62,7 +62,7 @@ class Store:
         try:
             with self.engine.begin() as connection:
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
                 return MigrationContext.configure(connection).get_current_revision() or "base"
         except OperationalError as err:
             raise StoreUnavailable(

@@ -56,3 +56,24 @@ def test_unreachable_database_is_a_clear_error():
 def test_malformed_url_is_a_clear_error():
     with pytest.raises(StoreUnavailable, match="not a usable SQLAlchemy URL"):
         Store.open("not a url")
+
+
+def test_upgrading_a_store_with_logged_rows_keeps_them(store_url):
+    from sqlalchemy import text
+
+    old = Store(store_url)
+    assert old.upgrade("0001") == "0001"
+    with old.engine.begin() as conn:  # rows written by the first release, in its schema
+        conn.execute(text("INSERT INTO conversations (id, channel, created_at) VALUES ('c', 'web', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO messages (id, conversation_id, role, content, channel, created_at) "
+                          "VALUES (1, 'c', 'user', 'hi', 'web', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO messages (id, conversation_id, role, content, channel, created_at, reply_to, "
+                          "decision) VALUES (2, 'c', 'assistant', 'hello', 'web', CURRENT_TIMESTAMP, 1, 'answer')"))
+        conn.execute(text("INSERT INTO retrievals (message_id, rank, doc_id, chunk_id, score, confidence) "
+                          "VALUES (2, 1, 'd', 'd#0', 0.1, 0.9)"))
+        conn.execute(text("INSERT INTO feedback (message_id, rating, created_at) VALUES (2, 1, CURRENT_TIMESTAMP)"))
+    upgraded = Store.open(store_url)
+    messages = upgraded.messages("c")
+    assert [m.content for m in messages] == ["hi", "hello"] and not messages[1].pii_redacted
+    assert upgraded.retrievals(2)[0].doc_id == "d" and upgraded.feedback(2)[0].rating == 1
+    assert upgraded.upgrade() == "0002"

@@ -17,13 +17,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("pii_redacted", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.add_column(sa.Column("groundedness", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("groundedness_before", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("fallback", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("escalations") as batch:
-        batch.add_column(sa.Column("summary", sa.Text(), nullable=True))
+    # Plain ADD COLUMN (SQLite supports it): a batch copy of `messages` would have to drop a table that
+    # logged rows reference, which foreign keys rightly refuse.
+    op.add_column("messages", sa.Column("pii_redacted", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("messages", sa.Column("groundedness", sa.Float(), nullable=True))
+    op.add_column("messages", sa.Column("groundedness_before", sa.Float(), nullable=True))
+    op.add_column("messages", sa.Column("fallback", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("escalations", sa.Column("summary", sa.Text(), nullable=True))
     op.create_table(
         "ticket_events",
         sa.Column("id", sa.Integer(), primary_key=True),
