@@ -4,7 +4,8 @@ Support test for one sentence (written down so the metric can be quoted). The se
 against the passages it cites with [n], or against all passages of the prompt when it cites none:
 1. Every fact in it — numbers (digits or number words), prices, percentages, time windows, URLs,
    e-mail addresses — occurs as a whole token among the facts of those passages.
-2. At least half of its content words occur in one of those passages.
+2. At least half of its content words occur in one of those passages, or (when an embedder is
+   given) its embedding is close to one of their sentences (cosine ≥ `min_similarity`).
 3. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a
    negation in the passage sentence it overlaps most, and a sentence without one needs none there.
 A sentence that claims nothing checkable (no fact and fewer than three content words, such as
@@ -14,8 +15,10 @@ A sentence that claims nothing checkable (no fact and fewer than three content w
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from assistant.guards import EMAIL
 
@@ -131,21 +134,51 @@ class GroundingReport:
         return list(dict.fromkeys(s.passage for s in self.sentences if s.supported and s.passage is not None))
 
 
+Embed = Callable[[list[str]], np.ndarray]
+"""Texts to L2-normalised vectors (the retriever's embedder)."""
+
+
 @dataclass(frozen=True)
 class _Passage:
     facts: frozenset[str]
     words: frozenset[str]
     sentences: tuple[frozenset[str], ...]
+    texts: tuple[str, ...]
 
 
 def _prepare(passage: str) -> _Passage:
-    sentences = tuple(frozenset(content_words(s)) for s in split_sentences(passage))
-    return _Passage(frozenset(fact_tokens(passage)), frozenset(content_words(passage)), sentences)
+    lines = [_LIST_MARK.sub("", line).replace("**", "").strip() for line in passage.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    texts = tuple(split_sentences(" ".join(lines)))
+    sentences = tuple(frozenset(content_words(s)) for s in texts)
+    return _Passage(frozenset(fact_tokens(passage)), frozenset(content_words(passage)), sentences, texts)
 
 
-def check_reply(reply: str, passages: Sequence[str], min_overlap: float = 0.5) -> GroundingReport:
+class _SentenceVectors:
+    """Embeddings of every passage sentence, computed once per reply and only when needed."""
+
+    def __init__(self, prepared: Sequence[_Passage], embed: Embed | None) -> None:
+        self.prepared, self.embed = prepared, embed
+        self._vectors: np.ndarray | None = None
+        self.owner = [(i, j) for i, p in enumerate(prepared) for j in range(len(p.texts))]
+
+    def best(self, text: str, candidates: Sequence[int]) -> tuple[float, int | None, int | None]:
+        """(cosine, passage, sentence) of the passage sentence closest to `text` among `candidates`."""
+        if self.embed is None or not self.owner:
+            return 0.0, None, None
+        if self._vectors is None:
+            self._vectors = self.embed([self.prepared[i].texts[j] for i, j in self.owner])
+        scores = self._vectors @ self.embed([text])[0]
+        allowed = set(candidates)
+        ranked = [(float(score), i, j) for score, (i, j) in zip(scores, self.owner, strict=True) if i in allowed]
+        return max(ranked, default=(0.0, None, None))
+
+
+def check_reply(reply: str, passages: Sequence[str], min_overlap: float = 0.5, embed: Embed | None = None,
+                min_similarity: float = 0.7) -> GroundingReport:
     """Check every sentence of `reply` against the passages (see the module docstring)."""
     prepared = [_prepare(p) for p in passages]
+    vectors = _SentenceVectors(prepared, embed)
     report = GroundingReport()
     for sentence in split_sentences(reply):
         cited = [int(n) - 1 for n in CITATION_MARKER.findall(sentence) if 1 <= int(n) <= len(prepared)]
@@ -162,6 +195,10 @@ def check_reply(reply: str, passages: Sequence[str], min_overlap: float = 0.5) -
                 best, overlap = i, share
         supported = bool(not missing and best is not None and overlap >= min_overlap
                          and _same_polarity(words, prepared[best]))
+        if not supported and not missing and checkable and embed is not None:
+            similarity, passage, index = vectors.best(_LIST_MARK.sub("", sentence), candidates)
+            if similarity >= min_similarity and negated(words) == negated(set(prepared[passage].sentences[index])):
+                supported, best = True, passage
         report.sentences.append(SentenceCheck(sentence, checkable, supported or not checkable, missing,
                                               best if supported else None))
     return report
@@ -172,20 +209,25 @@ def _same_polarity(words: set[str], passage: _Passage) -> bool:
     return negated(words) == negated(set(closest))
 
 
-def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2,
-                      min_coverage: float = 0.5) -> tuple[int, str] | None:
-    """(passage index, its sentences closest to the question), or None when no sentence covers at least
-    `min_coverage` of the question's content words (quoting an unrelated sentence would be no answer)."""
+def extractive_answer(question: str, passages: Sequence[str], max_sentences: int = 2, min_coverage: float = 0.5,
+                      embed: Embed | None = None, min_similarity: float = 0.5) -> tuple[int, str] | None:
+    """(passage index, its sentences closest to the question), or None when no sentence is close enough.
+
+    Close enough: it covers `min_coverage` of the question's content words, or (with an embedder) its
+    cosine to the question is at least `min_similarity`. Quoting an unrelated sentence is no answer.
+    """
+    prepared = [_prepare(p) for p in passages]
     wanted = content_words(question) - NEGATIONS
-    best: tuple[float, int, str] | None = None
-    for index, passage in enumerate(passages):
-        lines = [_LIST_MARK.sub("", line).replace("**", "").strip() for line in passage.splitlines()
-                 if line.strip() and not line.lstrip().startswith("#")]
-        sentences = split_sentences(" ".join(lines))
-        for start, sentence in enumerate(sentences):
-            score = len(wanted & content_words(sentence)) / (len(wanted) or 1)
-            if best is None or score > best[0]:
-                best = (score, index, " ".join(sentences[start : start + max_sentences]))
-    if best is None or best[0] < min_coverage or best[0] == 0:
+    best: tuple[float, int, int] | None = None
+    for i, passage in enumerate(prepared):
+        for j, words in enumerate(passage.sentences):
+            coverage = len(wanted & words) / (len(wanted) or 1)
+            if coverage > 0 and (best is None or coverage > best[0]):
+                best = (coverage, i, j)
+    if best is None or best[0] < min_coverage:
+        similarity, i, j = _SentenceVectors(prepared, embed).best(question, range(len(prepared)))
+        best = (1.0, i, j) if i is not None and similarity >= min_similarity else None
+    if best is None:
         return None
-    return best[1], best[2]
+    _, i, j = best
+    return i, " ".join(prepared[i].texts[j : j + max_sentences])

@@ -109,7 +109,8 @@ class DialogueManager:
     def _checked(self, question: str, reply: str, hits: list[Hit]) -> tuple[str, str, list[int], dict]:
         """The reply with unsupported sentences removed, or an extractive answer, or an abstention."""
         passages = [quote_as_data(hit.text) for hit in hits]
-        report = check_reply(reply, passages)
+        embed = self.retriever.embedder.encode
+        report = check_reply(reply, passages, embed=embed, min_similarity=self.settings.support_similarity)
         check = {"before": report.groundedness, "after": report.groundedness, "fallback": False,
                  "removed": sum(1 for s in report.checked if not s.supported)}
         if replies.says_it_does_not_know(reply):
@@ -117,10 +118,11 @@ class DialogueManager:
             return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check
         if reply and report.has_supported_fact:
             text = report.supported_text
-            check["after"] = check_reply(text, passages).groundedness
+            check["after"] = check_reply(text, passages, embed=embed,
+                                         min_similarity=self.settings.support_similarity).groundedness
             numbers = replies.cited_hits(text, hits) or [i + 1 for i in report.supporting_passages]
             return text, policies.ANSWER, numbers, check
-        extract = extractive_answer(question, passages)
+        extract = extractive_answer(question, passages, embed=embed, min_similarity=self.settings.extract_similarity)
         if extract is None:
             check.update(after=None, removed=0)
             return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check

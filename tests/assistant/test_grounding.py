@@ -65,3 +65,30 @@ def test_a_cited_sentence_is_checked_against_its_own_source():
     assert not check_reply("Shipping to Canada costs $19 [2].", passages).sentences[0].supported
     report = check_reply("Shipping to Canada costs $19.", passages)
     assert report.supporting_passages == [0]
+
+
+def fake_embed(table):
+    """Vectors looked up by text: a paraphrase and its source get the same direction."""
+    import numpy as np
+
+    def embed(texts):
+        return np.array([table.get(text, [0.0, 0.0, 1.0]) for text in texts], dtype=np.float32)
+    return embed
+
+
+def test_paraphrase_is_supported_by_embedding_similarity():
+    passage = "Reset links are valid for sixty minutes. They work once."
+    paraphrase = "Your emailed link stops working after one hour."
+    embed = fake_embed({paraphrase: [1.0, 0.0, 0.0], "Reset links are valid for sixty minutes.": [0.96, 0.28, 0.0]})
+    assert not check_reply(paraphrase, [passage]).sentences[0].supported  # too few shared words
+    assert check_reply(paraphrase, [passage], embed=embed, min_similarity=0.9).sentences[0].supported
+    assert not check_reply(paraphrase, [passage], embed=embed, min_similarity=0.99).sentences[0].supported
+
+
+def test_extractive_answer_can_match_by_meaning():
+    question = "how long can I use the link?"
+    embed = fake_embed({question: [1.0, 0.0, 0.0], "Reset links are valid for sixty minutes.": [0.8, 0.6, 0.0]})
+    passage = "Reset links are valid for sixty minutes. They work once."
+    assert extractive_answer(question, [passage], min_coverage=0.9) is None
+    assert extractive_answer(question, [passage], min_coverage=0.9, embed=embed, min_similarity=0.7) == (
+        0, "Reset links are valid for sixty minutes. They work once.")
