@@ -79,9 +79,9 @@ class Settings(BaseSettings):
     """Largest chunk of a new index, in embedder tokens."""
     chunk_overlap_tokens: int = Field(default=40, ge=0, le=256)
     """Tokens shared by neighbouring chunks of a long section."""
-    support_similarity: float = Field(default=0.7, ge=0.0, le=1.0)
+    support_similarity: float = Field(default=0.75, ge=0.0, le=1.0)
     """A reply sentence whose embedding is this close to a passage sentence counts as supported (dev-tuned)."""
-    extract_similarity: float = Field(default=0.5, ge=0.0, le=1.0)
+    extract_similarity: float = Field(default=0.55, ge=0.0, le=1.0)
     """The extractive fallback quotes a passage sentence only this close to the question (dev-tuned)."""
     abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
     """Below this retrieval confidence the assistant abstains and offers a human."""
