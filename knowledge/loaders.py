@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from knowledge.documents import Document, KnowledgeError
-from knowledge.formats import FileText, UnreadableFile
+from knowledge.formats import FileText, UnreadableFile, read_text_file
 from knowledge.formats.csv_faq import read_csv_faq
 from knowledge.formats.html import read_html
 from knowledge.formats.pdf import read_pdf
@@ -123,12 +123,7 @@ def _load_file(path: Path, root: Path, report: LoadReport, csv_columns: _CsvColu
 
 def _read_text(path: Path) -> FileText:
     """A markdown or plain-text file; markdown may start with YAML front matter (title, url, metadata)."""
-    try:
-        raw = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UnreadableFile(f"not UTF-8 text ({err.reason} at byte {err.start})") from err
-    if "\x00" in raw:
-        raise UnreadableFile("looks binary (contains NUL bytes)")
+    raw = read_text_file(path)
     meta, body = split_front_matter(raw) if path.suffix.lower() != ".txt" else ({}, raw)
     if not body.strip():
         raise UnreadableFile("empty file")

@@ -9,6 +9,7 @@ libraries (trafilatura, pypdf) are imported only when a file of their format is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -24,3 +25,14 @@ class FileText:
     title: str = ""
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def read_text_file(path: Path, encoding: str = "utf-8", hint: str = "") -> str:
+    """A file's text; not UTF-8 or containing NUL bytes is an UnreadableFile saying so (and `hint`)."""
+    try:
+        raw = path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as err:
+        raise UnreadableFile(f"not UTF-8 text ({err.reason} at byte {err.start}){hint}") from err
+    if "\x00" in raw:
+        raise UnreadableFile("looks binary (contains NUL bytes)")
+    return raw

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge.documents import Document, KnowledgeError
-from knowledge.formats import UnreadableFile
+from knowledge.formats import UnreadableFile, read_text_file
 
 QUESTION_COLUMNS = ("question", "q", "title")
 ANSWER_COLUMNS = ("answer", "a", "text", "body")
@@ -33,12 +33,7 @@ def read_csv_faq(
     path: Path, id_base: str, *, question_column: str | None = None, answer_column: str | None = None
 ) -> FaqFile:
     """Documents from the rows of a CSV FAQ; `question_column`/`answer_column` override the guess."""
-    try:
-        raw = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise UnreadableFile(f"not UTF-8 text ({err.reason} at byte {err.start}); save it as CSV UTF-8") from err
-    if "\x00" in raw:
-        raise UnreadableFile("looks binary (contains NUL bytes)")
+    raw = read_text_file(path, "utf-8-sig", hint="; save it as CSV UTF-8")
     reader = csv.reader(io.StringIO(raw, newline=""), delimiter=_delimiter(raw))
     try:
         rows = [row for row in reader if row]  # blank lines are not rows
