@@ -63,37 +63,32 @@ def ask(
 ) -> None:
     """Answer one question from the terminal, with its sources; the turn is logged (channel cli)."""
     from assistant.bootstrap import build_dialogue_manager
-    from assistant.dialogue import Escalated, Final, Sources, Token
+    from assistant.dialogue import Token
+    from assistant.dialogue.events import TurnView
     from assistant.guards import check_message
 
     settings = _settings(index=index)
     check_message(question, settings.max_message_chars)  # fail fast, before any model loads
     manager = build_dialogue_manager(settings, adapter=adapter)
-    streamed: list[str] = []
-    hits, ticket, final = [], None, None
+    view = TurnView()
     for event in manager.respond(conversation, question, channel="cli"):
-        if isinstance(event, Token):
-            streamed.append(event.text)
-            if not as_json:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-        elif isinstance(event, Sources):
-            hits = event.hits
-        elif isinstance(event, Escalated):
-            ticket = event.ticket_id
-        elif isinstance(event, Final):
-            final = event
+        view.add(event)
+        if isinstance(event, Token) and not as_json:  # only checked text is ever streamed
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    final = view.final
     assert final is not None  # respond always ends with Final
     if as_json:
         _print_json({
             "conversation_id": final.conversation_id, "message_id": final.message_id, "answer": final.text,
-            "decision": final.decision, "reason": final.reason, "citations": final.citations,
-            "escalated": ticket is not None, "ticket_id": ticket, "streamed": "".join(streamed),
-            "sources": [hit.to_dict() for hit in hits], "timings": final.timings,
+            "decision": final.decision, "reason": final.reason, "reason_detail": final.reason_detail,
+            "citations": final.citations, "escalated": view.escalated, "ticket_id": view.ticket_id,
+            "sources": [hit.to_dict() for hit in view.hits], "timings": final.timings,
+            "check": {"groundedness_before": final.check.before, "groundedness": final.check.after,
+                      "fallback": final.check.fallback, "removed": final.check.removed,
+                      "evidence": final.check.evidence},
         })
         return
-    if "".join(streamed).strip() != final.text:
-        sys.stdout.write(("\n" if streamed else "") + final.text)
     sys.stdout.write("\n")
     if final.citations:
         sys.stdout.write("\nSources:\n")

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     """Where generation runs; `auto` picks CUDA when present."""
     threads: int | None = Field(default=None, ge=1)
     """CPU threads for generation; default: the cores this process may use."""
-    max_new_tokens: int = Field(default=200, ge=1, le=4096)
+    max_new_tokens: int = Field(default=160, ge=1, le=4096)
     """Longest reply, in model tokens."""
     generation_timeout_s: float = Field(default=60.0, gt=0)
     """A reply still generating after this many seconds is cut off."""
@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     """A reply sentence whose embedding is this close to a passage sentence counts as supported (dev-tuned)."""
     extract_similarity: float = Field(default=0.55, ge=0.0, le=1.0)
     """The extractive fallback quotes a passage sentence only this close to the question (dev-tuned)."""
-    abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Below this retrieval confidence the assistant abstains and offers a human."""
+    abstain_below: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Below this retrieval confidence the assistant abstains and offers a human (a floor for far-off questions;
+    the evidence score decides near misses)."""
     max_message_chars: int = Field(default=4000, ge=10)
     """Longest customer message accepted."""
     max_messages_per_minute: int = Field(default=12, ge=1)
@@ -94,8 +95,12 @@ class Settings(BaseSettings):
         r"\b(close|closing|terminate|terminating) (my|our|the) account\b",
     ])
     """Regular expressions of topics that always go to a human (comma-separated in the environment)."""
-    history_turns: int = Field(default=6, ge=0)
-    """Earlier messages kept in the prompt."""
+    history_messages: int = Field(default=4, ge=0)
+    """Earlier messages (customer and assistant) kept word for word in the prompt; older ones are summarised."""
+    min_evidence_score: float = Field(default=0.53, ge=-1.0, le=2.0)
+    """Best evidence score (question-to-sentence cosine plus rank bonus) under which the turn abstains (dev-tuned)."""
+    evidence_margin: float = Field(default=0.12, ge=0.0, le=1.0)
+    """Evidence units scoring within this of the best one go into the prompt (dev-tuned)."""
     host: str = "127.0.0.1"
     """Address `assistant serve` listens on."""
     port: int = Field(default=7860, ge=1, le=65535)

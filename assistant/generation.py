@@ -106,7 +106,7 @@ class TransformersGenerator:
     def stream(self, messages: ChatMessages, **params: Any) -> Iterator[str]:
         """Yield decoded text pieces until the end token, `max_new_tokens` or the timeout."""
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         max_new_tokens = int(params.get("max_new_tokens") or self.max_new_tokens)
         temperature = float(params.get("temperature", self.temperature))
@@ -129,6 +129,8 @@ class TransformersGenerator:
         if params.get("min_new_tokens"):  # benchmarks force equal lengths
             kwargs["min_new_tokens"] = int(params["min_new_tokens"])
         errors: list[BaseException] = []
+        stop = threading.Event()
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
 
         def run() -> None:
             try:
@@ -141,10 +143,25 @@ class TransformersGenerator:
         with self._lock:
             worker = threading.Thread(target=run, name="generate", daemon=True)
             worker.start()
-            yield from (piece for piece in streamer if piece)
-            worker.join()
+            try:
+                yield from (piece for piece in streamer if piece)
+            finally:  # the caller may stop reading early (the check ended the draft): stop the model too
+                stop.set()
+                worker.join()
         if errors:
             raise errors[0]
+
+
+class _StopWhenSet:
+    """A stopping criterion that ends generation once its event is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class ScriptedGenerator:

@@ -10,6 +10,7 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager, Final, Token
+from assistant.dialogue.events import TurnView
 from assistant.dialogue.manager import HELD
 from assistant.errors import InvalidMessage
 from assistant.store.store import new_conversation_id
@@ -29,15 +30,17 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         conversation_id = conversation_id or new_conversation_id()
         chat = [*chat, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         message_ids = [*message_ids, None, None]
+        view = TurnView()
         try:
             for event in manager.respond(conversation_id, text, channel="web"):
-                if isinstance(event, Token):
-                    chat[-1]["content"] += event.text
+                view.add(event)
+                if isinstance(event, Token):  # checked text only: nothing shown is ever taken back
+                    chat[-1]["content"] = view.text
                     yield "", chat, conversation_id, message_ids
                 elif isinstance(event, Final) and event.decision == HELD:  # an agent answers instead
                     yield "", chat[:-1], conversation_id, message_ids[:-1]
-                elif isinstance(event, Final):
-                    chat[-1]["content"] = answer_markdown(event.text, event.citations)
+                elif isinstance(event, Final):  # the same text, with its sources under it
+                    chat[-1]["content"] = answer_markdown(view.text, event.citations)
                     message_ids[-1] = event.message_id
                     yield "", chat, conversation_id, message_ids
         except InvalidMessage as err:
@@ -47,7 +50,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
     def talk_to_human(chat: ChatHistory, conversation_id: str | None, message_ids: list[int | None]
                       ) -> tuple[ChatHistory, str, list[int | None]]:
         conversation_id = conversation_id or new_conversation_id()
-        final = next(e for e in manager.escalate(conversation_id, channel="web") if isinstance(e, Final))
+        final = TurnView.collect(manager.escalate(conversation_id, channel="web")).final
         return ([*chat, {"role": "assistant", "content": final.text}], conversation_id,
                 [*message_ids, final.message_id])
 

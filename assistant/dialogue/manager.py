@@ -1,19 +1,24 @@
-"""DialogueManager.respond: guard, retrieve, decide, generate, check, log — one turn at a time."""
+"""DialogueManager.respond: guard, decide, retrieve, pick the evidence, generate, check, log — one turn at a time."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from assistant.config import Settings
 from assistant.dialogue import policies, replies
-from assistant.dialogue.events import Escalated, Event, Final, Sources, Token
-from assistant.dialogue.grounding import check_reply, extractive_answer
+from assistant.dialogue.checked_stream import CheckedStream, StreamReport
+from assistant.dialogue.events import CheckOutcome, Escalated, Event, Final, Sources, Token
+from assistant.dialogue.evidence import EvidenceConfig, EvidenceRanker, EvidenceSet, extract_answer
+from assistant.dialogue.grounding import GroundingChecker
+from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
+from assistant.dialogue.text import names
 from assistant.errors import InvalidMessage
 from assistant.generation import Generator
-from assistant.guards import check_message, injection_markers, quote_as_data, redact_pii, redact_values
+from assistant.guards import check_message, injection_markers, redact_pii, redact_values
 from assistant.prompts import build_messages
 from assistant.store import Message, Store
 from knowledge import Hit
@@ -21,7 +26,7 @@ from knowledge.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
-HELD = "held"
+HELD = Action.HELD.value
 
 
 @dataclass
@@ -32,110 +37,145 @@ class DialogueManager:
     retriever: Retriever
     generator: Generator
     store: Store
+    evidence: EvidenceRanker = field(init=False)
+
+    def __post_init__(self) -> None:
+        cfg = EvidenceConfig(min_score=self.settings.min_evidence_score, margin=self.settings.evidence_margin)
+        self.evidence = EvidenceRanker(self.retriever.index.chunks, self.retriever.embedder.encode, cfg)
+        if len(self.retriever.index.chunks) <= 5_000:
+            self.evidence.warm()
+
+    @property
+    def limits(self) -> TurnLimits:
+        s = self.settings
+        return TurnLimits(max_messages_per_minute=s.max_messages_per_minute, abstain_below=s.abstain_below,
+                          min_evidence=s.min_evidence_score, always_human_topics=s.always_human_topics)
+
+    def state(self, conversation_id: str, text: str, messages: Sequence[Message]) -> TurnState:
+        """The facts the policies look at, read once from the store."""
+        return TurnState(
+            text=text, history=[{"role": m.role, "content": m.content} for m in messages],
+            held_by=self.store.held_by(conversation_id), open_ticket=self.store.active_ticket(conversation_id),
+            recent_messages=self.store.count_recent(conversation_id, "user", 60),
+            previous_decisions=[m.decision for m in messages if m.decision], limits=self.limits)
 
     def respond(self, conversation_id: str | None, text: str, *, channel: str = "web") -> Iterator[Event]:
-        """Events of one turn; a message that fails the guards raises InvalidMessage before anything is logged."""
+        """Events of one turn; a message refused by the guards or the rate limit raises InvalidMessage, unlogged."""
         text = check_message(text, self.settings.max_message_chars)
         conversation_id = self.store.ensure_conversation(conversation_id, channel)
-        if self.store.count_recent(conversation_id, "user", 60) >= self.settings.max_messages_per_minute:
-            raise InvalidMessage(f"that is more than {self.settings.max_messages_per_minute} messages in a minute: "
-                                 "please wait a moment before sending the next one")
         messages = self.store.messages(conversation_id)
-        history = [{"role": m.role, "content": m.content} for m in messages]
+        state = self.state(conversation_id, text, messages)
+        decision = policies.first_decision(state, policies.BEFORE_RETRIEVAL)
+        if decision is not None and decision.action == Action.REJECT:
+            raise InvalidMessage(f"that is {decision.detail}: please wait a moment before sending the next one")
         started = time.perf_counter()
         question, disclosed = self._log_customer(conversation_id, text, channel)
-
-        agent = self.store.held_by(conversation_id)
-        if agent:  # a human has taken over: the bot stays quiet, the agent sees the message
-            yield Final(replies.held_reply(), [], HELD, f"{agent} holds the conversation", conversation_id, None, {})
-            return
-        if policies.is_abusive(text):
-            reply = replies.abuse_reply(self.settings.company_name)
-            yield from self._finish(conversation_id, question.id, channel, reply, policies.CLARIFY,
-                                    "abusive message", [], [], started, {"retrieval_s": None}, disclosed=disclosed)
+        turn = _Turn(conversation_id, question.id, channel, started, disclosed)
+        if decision is not None:
+            yield from self._act(turn, decision, state)
             return
 
-        hits = self.retriever.search(text, history=history, k=self.settings.retrieval_k)
-        timings: dict[str, float | None] = {"retrieval_s": time.perf_counter() - started}
-        decision = policies.decide(policies.TurnFacts(
-            text=text, hits=hits, previous_decisions=[m.decision for m in messages if m.decision],
-            abstain_below=self.settings.abstain_below, always_human_topics=self.settings.always_human_topics))
-        reason = decision.reason
+        hits = self.retriever.search(text, history=state.history, k=self.settings.retrieval_k)
+        turn.timings["retrieval_s"] = time.perf_counter() - started
+        evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
+        turn.timings["evidence_s"] = time.perf_counter() - started - turn.timings["retrieval_s"]
+        state = dataclasses.replace(state, hits=hits, evidence_score=evidence.best_score if hits else None)
+        decision = policies.decide(state, policies.AFTER_RETRIEVAL)
         markers = injection_markers(text)
         if markers:
-            reason += f"; instruction-like text ignored ({markers[0]!r})"
-        if decision.action == policies.ESCALATE:
-            yield from self._escalate(conversation_id, question.id, channel, reason, started,
-                                      [*history, {"role": "user", "content": question.content}], hits)
+            decision = dataclasses.replace(decision, detail=f"{decision.detail}; instruction-like text ignored")
+        turn.hits, turn.evidence = hits, evidence
+        if decision.action != Action.ANSWER:
+            yield from self._act(turn, decision, state)
             return
-        if decision.action == policies.ABSTAIN:
-            reply = replies.abstain_reply(self.settings.company_name)
-            yield from self._finish(conversation_id, question.id, channel, reply, policies.ABSTAIN, reason, [], hits,
-                                    started, timings, disclosed=disclosed)
-            return
+        yield from self._answer(turn, decision, text, state)
 
-        yield Sources(hits)
-        streamed = yield from self._generate(conversation_id, text, hits, history, started, timings)
-        if streamed is None:
-            reason += "; generation failed"
-            streamed = ""
-        reply, action, numbers, check = self._checked(text, streamed, hits)
-        if check["fallback"]:
-            reason += "; reply unsupported by the passages, extractive answer"
-        elif check["removed"]:
-            reason += f"; removed {check['removed']} unsupported sentence(s)"
-        if action == policies.ABSTAIN:
-            reason += "; nothing in the passages answers it"
-        yield from self._finish(conversation_id, question.id, channel, reply, action, reason, numbers, hits, started,
-                                timings, check, disclosed)
+    def _act(self, turn: _Turn, decision: Decision, state: TurnState) -> Iterator[Event]:
+        """Carry out a decision that is not an answer: stay quiet, reply politely, hand over or abstain."""
+        if decision.action == Action.HELD:  # a human has taken over: the bot stays quiet, the agent sees it
+            yield Final(replies.held_reply(), [], HELD, decision.code, turn.conversation_id, None, {},
+                        reason_detail=decision.detail)
+        elif decision.action == Action.ESCALATE:
+            history = [*state.history, {"role": "user", "content": state.text}]
+            yield from self._escalate(turn, decision, history)
+        elif decision.action == Action.CLARIFY:
+            yield from self._finish(turn, replies.abuse_reply(self.settings.company_name), decision)
+        else:
+            yield from self._finish(turn, replies.abstain_reply(self.settings.company_name), decision)
 
-    def _generate(self, conversation_id: str, text: str, hits: list[Hit], history: list[dict[str, str]],
-                  started: float, timings: dict) -> Iterator[Event]:
-        """Stream the model's reply as Token events; returns the whole text, or None if generation failed."""
-        pieces: list[str] = []
+    def _answer(self, turn: _Turn, decision: Decision, text: str, state: TurnState) -> Iterator[Event]:
+        """Generate from the evidence and stream only the sentences that pass the check."""
+        evidence = turn.evidence
+        yield Sources(evidence.articles)
+        checker = GroundingChecker(evidence.texts(), embed=self.retriever.embedder.encode,
+                                   min_similarity=self.settings.support_similarity, contexts=evidence.contexts(),
+                                   foreign_terms=self.evidence.foreign_terms(text))
+        steps, article = evidence.procedure()
+        stream = CheckedStream(checker, procedure=steps, procedure_article=article - 1)
+        draft: list[str] = []
+        failed = False
+        prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,
+                                history_messages=self.settings.history_messages)
+        pieces = self.generator.stream(prompt)
         try:
-            prompt = build_messages(text, hits, company=self.settings.company_name, history=history,
-                                    history_turns=self.settings.history_turns)
-            for piece in self.generator.stream(prompt):
-                if timings.get("first_token_s") is None:
-                    timings["first_token_s"] = time.perf_counter() - started
-                pieces.append(piece)
-                yield Token(piece)
+            for shown in stream.feed(_recorded(pieces, draft)):
+                turn.first_token(time.perf_counter())
+                yield Token(shown)
+            for shown in stream.finish():
+                turn.first_token(time.perf_counter())
+                yield Token(shown)
         except Exception:  # a failed generation must still leave the customer an answer
-            log.exception("generation failed conversation=%s", conversation_id)
-            return None
-        return "".join(pieces).strip()
+            log.exception("generation failed conversation=%s", turn.conversation_id)
+            failed = True
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # stops the model when the check ended the draft early
+        report = stream.report
+        reply = "".join(text for text, _ in report.shown)
+        numbers = [i + 1 for i in report.articles]
+        fallback = False
+        detail = decision.detail + ("; generation failed" if failed else "")
+        if report.stopped in ("loop", "off_evidence"):
+            detail += f"; draft stopped ({report.stopped})"
+        if report.removed:
+            detail += f"; held back {report.removed} sentence(s)"
+        if report.quoted:
+            fallback = report.quoted == len(report.shown)  # nothing the model wrote survived
+            detail += "; the article's own steps shown"
+        if not report.has_fact:
+            unanswered = self._unmatched_terms(text, evidence)
+            extract = None if unanswered or replies.says_it_does_not_know("".join(draft)) else extract_answer(evidence)
+            if extract is None:
+                decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
+                outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), "".join(draft))
+                yield from self._finish(turn, replies.abstain_reply(self.settings.company_name), decision,
+                                        streamed=reply, check=outcome)
+                return
+            quoted, article = extract
+            addition = ("\n\n" if reply else "") + quoted
+            turn.first_token(time.perf_counter())
+            yield Token(addition)
+            reply, numbers, fallback = reply + addition, [article], True
+            detail += "; extractive answer from the evidence"
+        outcome = CheckOutcome(report.before, 1.0 if fallback else report.after, fallback, report.removed,
+                               evidence.summary(), "".join(draft))
+        yield from self._finish(turn, reply, dataclasses.replace(decision, detail=detail), numbers=numbers,
+                                streamed=reply, check=outcome)
 
-    def _checked(self, question: str, reply: str, hits: list[Hit]) -> tuple[str, str, list[int], dict]:
-        """The reply with unsupported sentences removed, or an extractive answer, or an abstention."""
-        passages = [quote_as_data(hit.text) for hit in hits]
-        embed = self.retriever.embedder.encode
-        report = check_reply(reply, passages, embed=embed, min_similarity=self.settings.support_similarity)
-        check = {"before": report.groundedness, "after": report.groundedness, "fallback": False,
-                 "removed": sum(1 for s in report.checked if not s.supported)}
-        if replies.says_it_does_not_know(reply):
-            check.update(after=None, removed=0)
-            return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check
-        if reply and report.has_supported_fact:
-            text = report.supported_text
-            check["after"] = check_reply(text, passages, embed=embed,
-                                         min_similarity=self.settings.support_similarity).groundedness
-            numbers = replies.cited_hits(text, hits) or [i + 1 for i in report.supporting_passages]
-            return text, policies.ANSWER, numbers, check
-        extract = extractive_answer(question, passages, embed=embed, min_similarity=self.settings.extract_similarity)
-        if extract is None:
-            check.update(after=None, removed=0)
-            return replies.abstain_reply(self.settings.company_name), policies.ABSTAIN, [], check
-        index, sentences = extract
-        check.update(fallback=True, after=1.0, removed=0)
-        return f"{sentences} [{index + 1}]", policies.ANSWER, [index + 1], check
+    def _unmatched_terms(self, question: str, evidence: EvidenceSet) -> set[str]:
+        """Names and unknown words of the question that the evidence never mentions ("Google Home", "alexa")."""
+        said = " ".join([*evidence.contexts(), *evidence.texts()]).lower()
+        terms = names(question) | self.evidence.foreign_terms(question)
+        return {term for term in terms if term not in said}
 
     def escalate(self, conversation_id: str, reason: str = "customer pressed Talk to a human",
                  *, channel: str = "web") -> Iterator[Event]:
         """Hand the conversation to a human (the chat's button); logs the handoff and a reply."""
         conversation_id = self.store.ensure_conversation(conversation_id, channel)
         history = self.store.history(conversation_id)
-        yield from self._escalate(conversation_id, None, channel, reason, time.perf_counter(), history)
+        turn = _Turn(conversation_id, None, channel, time.perf_counter(), ())
+        yield from self._escalate(turn, Decision(Action.ESCALATE, "human_button", reason), history)
 
     def transcript(self, conversation_id: str) -> list[Message]:
         """The stored conversation (to show it again after a reload or a server restart)."""
@@ -149,42 +189,74 @@ class DialogueManager:
         """Store a thumbs up (+1) or down (-1) on an assistant reply."""
         self.store.add_feedback(message_id, rating, comment)
 
-    def _escalate(self, conversation_id: str, question_id: int | None, channel: str, reason: str,
-                  started: float, history: list[dict[str, str]], hits: list[Hit] | None = None) -> Iterator[Event]:
+    def _escalate(self, turn: _Turn, decision: Decision, history: list[dict[str, str]]) -> Iterator[Event]:
         """Open a ticket (or point to the one already open) and tell the customer its number."""
-        active = self.store.active_ticket(conversation_id)
+        active = self.store.active_ticket(turn.conversation_id)
         if active is not None:
             ticket_id, text = active, replies.already_escalated_reply(active)
         else:
-            summary, _ = redact_pii(replies.handoff_summary(history, reason))  # history holds stored, redacted text
-            ticket_id = self.store.add_escalation(conversation_id, reason, summary).id
+            summary, _ = redact_pii(replies.handoff_summary(history, decision.detail or decision.code))
+            ticket_id = self.store.add_escalation(turn.conversation_id, decision.reason, summary).id
             text = replies.escalation_reply(ticket_id)
-            log.info("escalated conversation=%s ticket=%s reason=%s", conversation_id, ticket_id, reason)
-        yield Escalated(ticket_id, reason)
-        yield from self._finish(conversation_id, question_id, channel, text, policies.ESCALATE, reason, [],
-                                hits or [], started, {"retrieval_s": None})
+            log.info("escalated conversation=%s ticket=%s reason=%s", turn.conversation_id, ticket_id, decision.code)
+        yield Escalated(ticket_id, decision.reason)
+        yield from self._finish(turn, text, decision)
 
     def _log_customer(self, conversation_id: str, text: str, channel: str) -> tuple[Message, list[tuple[str, str]]]:
         """Log the customer's message with personal data redacted; returns it and what was redacted."""
         stored, found = redact_pii(text)
         return self.store.add_message(conversation_id, "user", stored, channel, pii_redacted=bool(found)), found
 
-    def _finish(self, conversation_id: str, question_id: int | None, channel: str, reply: str, decision: str,
-                reason: str, numbers: list[int], hits: list[Hit], started: float, timings: dict,
-                check: dict | None = None, disclosed: Sequence[tuple[str, str]] = ()) -> Iterator[Event]:
-        """Log the reply (PII redacted, with its retrievals and timings) and yield the Final event."""
-        cited = replies.citations(numbers, hits)
-        timings = {"retrieval_s": timings.get("retrieval_s"), "first_token_s": timings.get("first_token_s"),
-                   "total_s": time.perf_counter() - started}
+    def _finish(self, turn: _Turn, reply: str, decision: Decision, *, numbers: Sequence[int] = (),
+                streamed: str = "", check: CheckOutcome | None = None) -> Iterator[Event]:
+        """Stream a fixed reply (unless it was streamed already), log the turn and yield the Final event."""
+        if reply != streamed:
+            yield Token(reply[len(streamed):] if reply.startswith(streamed) else reply)
+        articles = turn.evidence.articles if turn.evidence else []
+        cited = replies.citations(numbers, articles)
+        timings = {**turn.timings, "total_s": time.perf_counter() - turn.started}
+        check = check or CheckOutcome()
         # Only what the customer disclosed is redacted from the reply: the help center's own phone numbers stay.
-        stored, found = redact_values(reply, disclosed)
-        check = check or {}
+        stored, found = redact_values(reply, turn.disclosed)
         message = self.store.add_message(
-            conversation_id, "assistant", stored, channel, reply_to=question_id, decision=decision, reason=reason,
-            model_id=self.generator.model_id, adapter_id=self.generator.adapter_id, citations=cited,
-            pii_redacted=bool(found), groundedness=check.get("after"), groundedness_before=check.get("before"),
-            fallback=bool(check.get("fallback")), **timings,
+            turn.conversation_id, "assistant", stored, turn.channel, reply_to=turn.question_id,
+            decision=decision.action.value, reason=decision.reason, model_id=self.generator.model_id,
+            adapter_id=self.generator.adapter_id, citations=cited, pii_redacted=bool(found),
+            groundedness=check.after, groundedness_before=check.before, fallback=check.fallback,
+            retrieval_s=timings.get("retrieval_s"), first_token_s=timings.get("first_token_s"),
+            total_s=timings["total_s"],
         )
-        self.store.add_retrievals(message.id, hits)
-        log.info("turn conversation=%s decision=%s total_s=%.2f", conversation_id, decision, timings["total_s"])
-        yield Final(reply, cited, decision, reason, conversation_id, message.id, timings)
+        self.store.add_retrievals(message.id, turn.hits)
+        log.info("turn conversation=%s decision=%s reason=%s total_s=%.2f", turn.conversation_id,
+                 decision.action.value, decision.code, timings["total_s"])
+        yield Final(reply, cited, decision.action.value, decision.code, turn.conversation_id, message.id, timings,
+                    check, decision.detail)
+
+
+@dataclass
+class _Turn:
+    """The running facts of one turn: where it is logged, when it started, what was found."""
+
+    conversation_id: str
+    question_id: int | None
+    channel: str
+    started: float
+    disclosed: Sequence[tuple[str, str]]
+    hits: list[Hit] = field(default_factory=list)
+    evidence: EvidenceSet | None = None
+    timings: dict[str, float | None] = field(default_factory=lambda: {"retrieval_s": None, "first_token_s": None})
+
+    def first_token(self, now: float) -> None:
+        """Record when the first checked text reached the customer."""
+        if self.timings.get("first_token_s") is None:
+            self.timings["first_token_s"] = now - self.started
+
+
+def _recorded(pieces: Iterator[str], draft: list[str]) -> Iterator[str]:
+    """Pass the model's pieces through, keeping the whole draft."""
+    for piece in pieces:
+        draft.append(piece)
+        yield piece
+
+
+__all__ = ["HELD", "DialogueManager", "StreamReport"]

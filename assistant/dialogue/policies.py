@@ -1,18 +1,36 @@
-"""Pure decision functions: the facts of a turn in, an action with its reason out.
+"""Pure decision functions: the state of a turn in, an action with its reason out.
 
-Policies are checked in priority order; the first that fires decides. Each is testable with the
-facts built inline.
+`TurnState` is built once per turn (the message, the history, who holds the conversation, the open
+ticket, how many messages arrived in the last minute, earlier decisions, and — once retrieval ran —
+the hits and the evidence). Policies are an ordered list of small pure functions, each returning a
+`Decision` or nothing; the first that fires decides. Each is testable with the state built inline.
+The reason is a code (counted by `eval logs`) plus a detail for people.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 from knowledge import Hit
 
-ANSWER, ABSTAIN, CLARIFY, ESCALATE = "answer", "abstain", "clarify", "escalate"
+
+class Action(StrEnum):
+    """What the assistant does with a turn."""
+
+    ANSWER = "answer"
+    ABSTAIN = "abstain"
+    CLARIFY = "clarify"
+    ESCALATE = "escalate"
+    HELD = "held"
+    """A human agent holds the conversation: the bot stays quiet."""
+    REJECT = "reject"
+    """The message is refused before it is logged (rate limit)."""
+
+
+ANSWER, ABSTAIN, CLARIFY, ESCALATE, HELD = Action.ANSWER, Action.ABSTAIN, Action.CLARIFY, Action.ESCALATE, Action.HELD
 
 _PERSON = r"(human|person|people|agent|someone|somebody|representative|rep|operator|staff|manager)(?! of)"
 _HUMAN_REQUEST = [  # asking to be put through: always a request
@@ -32,25 +50,6 @@ _FRUSTRATION = re.compile(
 _PROFANITY = re.compile(r"\b(shut up|f+u+c+k+\w*|bastard|bitch|damn you|screw you|go to hell)\b", re.IGNORECASE)
 _INSULT = re.compile(r"\b(you|u|your)\b(\W+\w+){0,3}?\W+(idiot\w*|stupid|moron\w*|dumb|useless piece)\b",
                      re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with a turn and why (the reason is logged)."""
-
-    action: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class TurnFacts:
-    """What the policies look at: the message, what retrieval found and how the conversation went."""
-
-    text: str
-    hits: Sequence[Hit] = ()
-    previous_decisions: Sequence[str] = ()
-    abstain_below: float = 0.5
-    always_human_topics: Sequence[str] = ()
 
 
 def asks_for_human(text: str) -> bool:
@@ -85,20 +84,152 @@ def always_human_topic(text: str, topics: Sequence[str]) -> str | None:
     return None
 
 
-def decide(facts: TurnFacts) -> Decision:
-    """Escalate (asked, always-human topic, frustration, repeated failure), abstain when unsure, else answer."""
-    if asks_for_human(facts.text):
-        return Decision(ESCALATE, "customer asked for a human")
-    topic = always_human_topic(facts.text, facts.always_human_topics)
-    if topic:
-        return Decision(ESCALATE, f"always-human topic ({topic})")
-    if frustration(facts.text) >= 2:
-        return Decision(ESCALATE, "strong frustration in the customer's message")
-    best = max((hit.confidence for hit in facts.hits), default=0.0)
-    if best < facts.abstain_below:
-        if facts.previous_decisions[-1:] == [ABSTAIN]:
-            return Decision(ESCALATE, "two abstentions in a row")
-        reason = "no passage retrieved" if not facts.hits else \
-            f"best retrieval confidence {best:.2f} below {facts.abstain_below:.2f}"
-        return Decision(ABSTAIN, reason)
-    return Decision(ANSWER, f"best retrieval confidence {best:.2f}")
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a turn, a reason code (`no_evidence`, `human_request`, ...) and a detail for people."""
+
+    action: Action
+    code: str
+    detail: str = ""
+
+    @property
+    def reason(self) -> str:
+        """`code: detail`, as logged."""
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """Everything the policies look at, built once per turn."""
+
+    text: str
+    history: Sequence[dict[str, str]] = ()
+    held_by: str | None = None
+    """The agent holding the conversation, if one has taken over."""
+    open_ticket: int | None = None
+    recent_messages: int = 0
+    """Customer messages of this conversation in the last minute, before this one."""
+    previous_decisions: Sequence[str] = ()
+    hits: Sequence[Hit] | None = None
+    """None until retrieval has run."""
+    evidence_score: float | None = None
+    """Score of the best evidence unit; None until evidence was ranked."""
+    intent: tuple[str, float] | None = None
+    """(label, probability) from a configured classifier, when there is one."""
+    limits: TurnLimits = field(default_factory=lambda: TurnLimits())
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """The configured bars the policies compare against."""
+
+    max_messages_per_minute: int = 12
+    abstain_below: float = 0.5
+    min_evidence: float = 0.0
+    always_human_topics: Sequence[str] = ()
+    escalate_intents: Sequence[str] = ()
+    """Classifier labels that always go to a human."""
+    min_intent_probability: float = 0.5
+
+
+Policy = Callable[[TurnState], Decision | None]
+
+
+def held(state: TurnState) -> Decision | None:
+    """An agent has taken over: the bot stays quiet."""
+    return Decision(Action.HELD, "held", f"{state.held_by} holds the conversation") if state.held_by else None
+
+
+def rate_limit(state: TurnState) -> Decision | None:
+    """Too many messages in a minute: refused before anything is logged."""
+    limit = state.limits.max_messages_per_minute
+    if state.recent_messages >= limit:
+        return Decision(Action.REJECT, "rate_limit", f"more than {limit} messages in a minute")
+    return None
+
+
+def abuse(state: TurnState) -> Decision | None:
+    """Profanity or insults get a polite, bounded reply."""
+    return Decision(Action.CLARIFY, "abuse", "abusive message") if is_abusive(state.text) else None
+
+
+def human_request(state: TurnState) -> Decision | None:
+    """The customer asks for a person."""
+    return Decision(Action.ESCALATE, "human_request", "customer asked for a human") if asks_for_human(state.text) \
+        else None
+
+
+def human_topic(state: TurnState) -> Decision | None:
+    """A topic that always goes to a human (legal threats, account closure, ... as configured)."""
+    topic = always_human_topic(state.text, state.limits.always_human_topics)
+    return Decision(Action.ESCALATE, "human_topic", f"always-human topic ({topic})") if topic else None
+
+
+def frustrated(state: TurnState) -> Decision | None:
+    """Strong frustration goes to a human before it gets worse."""
+    if frustration(state.text) >= 2:
+        return Decision(Action.ESCALATE, "frustration", "strong frustration in the customer's message")
+    return None
+
+
+def classified(state: TurnState) -> Decision | None:
+    """A configured classifier's intent that always goes to a human (or `oos`: out of scope)."""
+    if state.intent is None:
+        return None
+    label, probability = state.intent
+    if probability < state.limits.min_intent_probability:
+        return None
+    if label in state.limits.escalate_intents:
+        return Decision(Action.ESCALATE, "intent", f"intent {label} ({probability:.2f}) goes to a human")
+    if label == "oos":
+        return Decision(Action.ABSTAIN, "out_of_scope", f"classifier: out of scope ({probability:.2f})")
+    return None
+
+
+def low_confidence(state: TurnState) -> Decision | None:
+    """Retrieval found nothing confident: abstain, or escalate after a second abstention in a row."""
+    if state.hits is None:
+        return None
+    best = max((hit.confidence for hit in state.hits), default=0.0)
+    if best >= state.limits.abstain_below:
+        return None
+    if state.previous_decisions[-1:] == [ABSTAIN]:
+        return Decision(Action.ESCALATE, "repeated_abstention", "two abstentions in a row")
+    if not state.hits:
+        return Decision(Action.ABSTAIN, "no_passage", "no passage retrieved")
+    return Decision(Action.ABSTAIN, "low_confidence",
+                    f"best retrieval confidence {best:.2f} below {state.limits.abstain_below:.2f}")
+
+
+def no_evidence(state: TurnState) -> Decision | None:
+    """Nothing in the retrieved articles answers the question closely enough."""
+    if state.evidence_score is None or state.evidence_score >= state.limits.min_evidence:
+        return None
+    if state.previous_decisions[-1:] == [ABSTAIN]:
+        return Decision(Action.ESCALATE, "repeated_abstention", "two abstentions in a row")
+    return Decision(Action.ABSTAIN, "no_evidence",
+                    f"best evidence score {state.evidence_score:.2f} below {state.limits.min_evidence:.2f}")
+
+
+BEFORE_RETRIEVAL: tuple[Policy, ...] = (held, rate_limit, abuse, human_request, human_topic, frustrated, classified)
+"""Policies that need only the message and the conversation, in priority order."""
+AFTER_RETRIEVAL: tuple[Policy, ...] = (low_confidence, no_evidence)
+"""Policies that read the hits and the evidence."""
+
+
+def first_decision(state: TurnState, policies: Sequence[Policy]) -> Decision | None:
+    """The decision of the first policy that fires, or None."""
+    for policy in policies:
+        decision = policy(state)
+        if decision is not None:
+            return decision
+    return None
+
+
+def decide(state: TurnState, policies: Sequence[Policy] = (*BEFORE_RETRIEVAL, *AFTER_RETRIEVAL)) -> Decision:
+    """The first policy that fires, else answer."""
+    decision = first_decision(state, policies)
+    if decision is not None:
+        return decision
+    best = max((hit.confidence for hit in state.hits or ()), default=0.0)
+    return Decision(Action.ANSWER, "answer", f"best retrieval confidence {best:.2f}")

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from assistant.dialogue.grounding import CITATION_MARKER
+from assistant.dialogue.text import CITATION_MARKER
 from knowledge import Hit
 
 

@@ -14,42 +14,65 @@ from typing import Any
 
 from tqdm import tqdm
 
-from assistant.dialogue import DialogueManager, Escalated, Final, Sources
-from assistant.dialogue.grounding import strip_citations
+from assistant.dialogue import DialogueManager
+from assistant.dialogue.events import TurnView
 from assistant.dialogue.policies import ABSTAIN, ANSWER, ESCALATE
+from assistant.dialogue.text import fact_tokens, strip_citations
 from assistant.evaluation.testsets import TestItem
 from assistant.evaluation.text_metrics import rouge_l, token_f1
-from assistant.guards import quote_as_data
 from assistant.store.store import new_conversation_id
 
 
-def run_item(manager: DialogueManager, item: TestItem) -> dict[str, Any]:
-    """One test item through the dialogue manager, as the per-item record of `eval answers --out`."""
+def run_item(manager: DialogueManager, item: TestItem, gold_facts: set[str] | None = None) -> dict[str, Any]:
+    """One test item through the dialogue manager, as the per-item record of `eval answers --out`.
+
+    `gold_facts` are the checkable facts its gold documents state (for `wrong_fact_rate`).
+    """
     conversation_id = manager.store.ensure_conversation(new_conversation_id(), "eval")
     for turn in item.history:
         manager.store.add_message(conversation_id, turn["role"], turn["content"], "eval")
     started = time.perf_counter()
-    hits, escalated, final = [], False, None
-    for event in manager.respond(conversation_id, item.question, channel="eval"):
-        if isinstance(event, Sources):
-            hits = event.hits
-        elif isinstance(event, Escalated):
-            escalated = True
-        elif isinstance(event, Final):
-            final = event
+    view = TurnView.collect(manager.respond(conversation_id, item.question, channel="eval"))
+    final = view.final
     assert final is not None
-    row = next(m for m in manager.store.messages(conversation_id) if m.id == final.message_id)
+    by_article: dict[int, list[str]] = {}
+    for unit in final.check.evidence:
+        by_article.setdefault(int(unit["article"]), []).append(str(unit["text"]))
+    answer = strip_citations(final.text)
+    facts = fact_tokens(answer) if final.decision == ANSWER else set()
     return {
-        "id": item.id, "question": item.question, "answer": strip_citations(final.text),
-        "decision": final.decision, "abstained": final.decision in (ABSTAIN, ESCALATE),
-        "escalated": escalated, "fallback": bool(row.fallback),
+        "id": item.id, "question": item.question, "answer": answer,
+        "decision": final.decision, "reason": final.reason, "abstained": final.decision in (ABSTAIN, ESCALATE),
+        "escalated": view.escalated, "fallback": final.check.fallback,
         "cited_doc_ids": [c["doc_id"] for c in final.citations],
-        "passages": [{"doc_id": hit.doc_id, "text": quote_as_data(hit.text)} for hit in hits],
-        "generated": bool(hits),
+        "passages": [{"doc_id": hit.doc_id, "text": "\n".join(by_article.get(n, []))}
+                     for n, hit in enumerate(view.hits, start=1)],
+        "generated": bool(final.check.generated) or final.decision == ANSWER,
         "latency_s": time.perf_counter() - started,
-        "groundedness": row.groundedness, "groundedness_before": row.groundedness_before,
+        "first_sentence_s": final.timings.get("first_token_s"),
+        "groundedness": final.check.after, "groundedness_before": final.check.before,
+        "removed": final.check.removed,
         "answerable": item.answerable, "gold_doc_ids": list(item.gold_doc_ids), "reference": item.answer,
+        "fact_recall": fact_recall(answer, item.answer) if final.decision == ANSWER else None,
+        "wrong_facts": sorted(facts - (gold_facts or set())),
     }
+
+
+def fact_recall(answer: str, reference: str | None) -> float | None:
+    """Share of the reference's checkable facts (numbers, prices, time windows, URLs, e-mails) in the answer."""
+    wanted = fact_tokens(reference or "")
+    return len(wanted & fact_tokens(answer)) / len(wanted) if wanted else None
+
+
+def gold_facts(chunks: Sequence[Any], doc_ids: Sequence[str]) -> set[str]:
+    """Every checkable fact the given documents state (titles and text of all their chunks)."""
+    wanted = set(doc_ids)
+    return set().union(*(fact_tokens(f"{c.title}\n{c.text}") for c in chunks if c.doc_id in wanted))
+
+
+def _percentile(values: Sequence[float], share: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else None
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -65,6 +88,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     answered_answerable = [r for r in answerable if r["decision"] == ANSWER]
     referenced = [r for r in answerable if r["reference"]]
     latencies = sorted(r["latency_s"] for r in records)
+    first = [r["first_sentence_s"] for r in answered if r.get("first_sentence_s") is not None]
     precision = [len(set(r["cited_doc_ids"]) & set(r["gold_doc_ids"])) / len(r["cited_doc_ids"])
                  for r in answered_answerable if r["cited_doc_ids"]]
     return {
@@ -74,15 +98,19 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "groundedness": _mean([r["groundedness"] for r in answered]),
         "fallback_rate": sum(r["fallback"] for r in answered) / len(answered) if answered else None,
         "citation_precision": _mean(precision),
+        "fact_recall": _mean([r["fact_recall"] for r in answered_answerable if r["reference"]]),
+        "wrong_fact_rate": sum(bool(r["wrong_facts"]) for r in answered) / len(answered) if answered else None,
         "escalation_rate": sum(r["escalated"] for r in records) / len(records) if records else None,
         "token_f1": _mean([token_f1(r["answer"], r["reference"]) for r in referenced]),
         "rouge_l": _mean([rouge_l(r["answer"], r["reference"]) for r in referenced]),
         "latency_p50_s": statistics.median(latencies) if latencies else None,
-        "latency_p95_s": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else None,
+        "latency_p95_s": _percentile(latencies, 0.95),
+        "first_sentence_p50_s": statistics.median(first) if first else None,
         "before_check": {  # what the customer would have got had the generated draft been shown unchecked
             "answer_rate": sum(r["generated"] for r in answerable) / len(answerable) if answerable else None,
             "abstention": sum(not r["generated"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
             "groundedness": _mean([r["groundedness_before"] for r in records if r["generated"]]),
+            "sentences_held_back": sum(r["removed"] for r in records),
         },
     }
 
@@ -90,5 +118,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def evaluate_answers(manager: DialogueManager, items: Sequence[TestItem], progress: bool = True
                      ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Summary and per-item records of every test item run through the manager."""
-    records = [run_item(manager, item) for item in tqdm(items, desc="answers", disable=not progress)]
+    chunks = manager.retriever.index.chunks
+    records = [run_item(manager, item, gold_facts(chunks, item.gold_doc_ids))
+               for item in tqdm(items, desc="answers", disable=not progress)]
     return summarise(records), records

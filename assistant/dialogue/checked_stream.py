@@ -1,0 +1,242 @@
+"""From the model's text pieces to the sentences a customer may see, one checked sentence at a time.
+
+Nothing is shown before it passed: a sentence (or list item) is released once it is complete and
+the grounding check supports it. Degenerate output never reaches the customer: a sentence that
+repeats an earlier one, a raw markdown table row, a fragment cut off mid-sentence, text that is only
+citation markers or a list number. Two repeats, or three unsupported sentences in a row, end the
+reply early (the model is looping or has lost the evidence). Kept list items are renumbered, so
+steps come out as a markdown list even when some were held back. When the evidence is a procedure,
+the model's steps are held until its list is complete and shown only if they cover every step of
+the article in order; otherwise the article's own steps are shown (quoted, never half a procedure).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from assistant.dialogue.grounding import GroundingChecker, SentenceCheck, is_bare_answer
+from assistant.dialogue.text import CITATION_MARKER, LIST_MARK, content_words, fact_tokens, strip_citations
+
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=\S)|\n+")
+_ONLY_NUMBER = re.compile(r"^\s*\d{1,2}[.)]?\s*$")
+_NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+")
+_BULLET = re.compile(r"^\s*[-*+]\s+")
+_DANGLING = re.compile(r"\b(and|or|the|a|an|to|of|for|with|your|tap|in|on|at|by|is|are|then)\s*$|[,;:(\-]\s*$",
+                       re.IGNORECASE)
+
+
+_FILLER = frozenset(["answer", "question", "note", "help", "hope", "information", "following", "steps"])
+
+
+@dataclass
+class StreamReport:
+    """What the check did to the whole draft."""
+
+    checks: list[SentenceCheck] = field(default_factory=list)
+    removed: int = 0
+    shown: list[tuple[str, SentenceCheck]] = field(default_factory=list)
+    """(display text, verdict) of every released sentence, in order."""
+    stopped: str = ""
+    """Why the draft was cut short, if it was (`loop`, `off_evidence`, `enough`)."""
+    quoted: int = 0
+    """Lines quoted from the evidence: the model's steps were incomplete or out of order, so the article's own
+    steps were shown instead."""
+
+    @property
+    def before(self) -> float | None:
+        counted = [c for c in self.checks if c.checkable]
+        return sum(c.supported for c in counted) / len(counted) if counted else None
+
+    @property
+    def after(self) -> float | None:
+        counted = [c for _, c in self.shown if c.checkable]
+        return sum(c.supported for c in counted) / len(counted) if counted else None
+
+    @property
+    def has_fact(self) -> bool:
+        return any(c.checkable for _, c in self.shown)
+
+    @property
+    def articles(self) -> list[int]:
+        """0-based evidence articles that support a shown sentence, in order of first use."""
+        return list(dict.fromkeys(c.article for _, c in self.shown if c.article is not None))
+
+
+class CheckedStream:
+    """Feed it the model's pieces; it yields display text for each sentence that passed."""
+
+    def __init__(self, checker: GroundingChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
+                 max_sentences: int = 5, max_items: int = 10, max_repeats: int = 2, max_unsupported_run: int = 3
+                 ) -> None:
+        self.checker = checker
+        self.procedure, self.procedure_article = list(procedure), procedure_article
+        self._held_items: list[tuple[str, SentenceCheck]] = []
+        self.max_sentences, self.max_items = max_sentences, max_items
+        self.max_repeats, self.max_unsupported_run = max_repeats, max_unsupported_run
+        self.report = StreamReport()
+        self._buffer = ""
+        self._seen: list[set[str]] = []
+        self._pending_answer = ""
+        self._repeats = 0
+        self._unsupported_run = 0
+        self._items = 0
+        self._last_kind = ""
+
+    @property
+    def done(self) -> bool:
+        """True once the draft should stop (loop, lost evidence or enough said)."""
+        return bool(self.report.stopped)
+
+    def feed(self, pieces: Iterable[str]) -> Iterator[str]:
+        """Display text of every sentence that passed, as soon as it is complete."""
+        for piece in pieces:
+            self._buffer += piece
+            while not self.done:
+                cut = _next_boundary(self._buffer)
+                if cut is None:
+                    break
+                (_end, start), sentence = cut, self._buffer[: cut[0]]
+                self._buffer = self._buffer[start:]
+                yield from self._release(sentence, complete=True)
+            if self.done:
+                return
+
+    def finish(self) -> Iterator[str]:
+        """Release what is left when the model stopped (a fragment cut mid-sentence is held back)."""
+        if not self.done:
+            yield from self._release(self._buffer, complete=False)
+        self._buffer = ""
+        yield from self._release_procedure()
+        if self._pending_answer:  # a bare "Yes." with nothing after it claims nothing checkable
+            self.report.removed += 1
+            self._pending_answer = ""
+
+    def _release(self, raw: str, *, complete: bool) -> Iterator[str]:
+        text = raw.strip()
+        if not text or not strip_citations(text).strip(" .") or _ONLY_NUMBER.match(strip_citations(text)):
+            return
+        if text.startswith("|") or text.count("|") >= 2:  # a raw table row
+            self.report.removed += 1
+            return
+        if not complete and (not re.search(r"[.!?)\]]$", text) and (not LIST_MARK.match(text) or
+                                                                     _DANGLING.search(text))):
+            self.report.removed += 1  # cut off mid-sentence
+            return
+        if is_bare_answer(text):
+            self._pending_answer = text
+            return
+        if self._pending_answer:
+            text, self._pending_answer = f"{self._pending_answer} {LIST_MARK.sub('', text)}", ""
+        words = content_words(LIST_MARK.sub("", text))
+        if words and any(_similar(words, seen) for seen in self._seen):
+            self.report.removed += 1
+            self._repeats += 1
+            if self._repeats >= self.max_repeats:
+                self.report.stopped = "loop"
+            return
+        if self._adds_nothing(text, words):
+            self.report.removed += 1
+            return
+        self._seen.append(words)
+        verdict = self.checker.check(text)
+        self.report.checks.append(verdict)
+        if not verdict.supported:
+            self.report.removed += 1
+            self._unsupported_run += 1
+            if self._unsupported_run >= self.max_unsupported_run:
+                self.report.stopped = "off_evidence"
+            return
+        self._unsupported_run = 0
+        is_item = bool(LIST_MARK.match(strip_citations(text)))
+        if self.procedure and is_item:  # steps are released together, once the list is complete
+            self._held_items.append((text, verdict))
+            return
+        if self._held_items:
+            yield from self._release_procedure()
+        yield from self._show(text, verdict)
+
+    def _show(self, text: str, verdict: SentenceCheck) -> Iterator[str]:
+        display = self._display(text)
+        self.report.shown.append((display.strip(), verdict))
+        yield display
+        prose = sum(1 for _, c in self.report.shown) - self._items
+        if self._items >= self.max_items or prose >= self.max_sentences:
+            self.report.stopped = "enough"
+
+    def _release_procedure(self) -> Iterator[str]:
+        """The model's steps when they cover the article's procedure in order; else the procedure itself."""
+        if not self.procedure:
+            return
+        held, self._held_items = self._held_items, []
+        if _covers_in_order([LIST_MARK.sub("", strip_citations(t)) for t, _ in held], self.procedure):
+            for text, verdict in held:
+                yield from self._show(text, verdict)
+        else:
+            self.report.removed += len(held)
+            self.report.quoted = len(self.procedure)
+            for n, step in enumerate(self.procedure, start=1):
+                verdict = SentenceCheck(step, True, True, (), self.procedure_article)
+                yield from self._show(f"{n}. {step}", verdict)
+        self.procedure = []
+
+    def _adds_nothing(self, text: str, words: set[str]) -> bool:
+        """A sentence whose facts and words were all said already ("The answer is 60 minutes.")."""
+        if not self.report.shown:
+            return False
+        said = " ".join(shown for shown, _ in self.report.shown)
+        return fact_tokens(text) <= fact_tokens(said) and not (words - content_words(said) - _FILLER)
+
+    def _display(self, text: str) -> str:
+        """The sentence as shown: no citation markers, list items renumbered, one item per line."""
+        body = strip_citations(text)
+        first = not self.report.shown
+        if _NUMBERED.match(body) or _BULLET.match(body):
+            numbered = bool(_NUMBERED.match(body))
+            self._items += 1
+            body = LIST_MARK.sub("", body)
+            item = f"{self._items}. {body}" if numbered else f"- {body}"
+            sep = "" if first else ("\n" if self._last_kind == "item" else "\n\n")
+            self._last_kind = "item"
+            return sep + item
+        sep = "" if first else ("\n\n" if self._last_kind == "item" else " ")
+        self._last_kind = "prose"
+        return sep + body
+
+
+def _covers_in_order(items: Sequence[str], steps: Sequence[str], min_share: float = 0.5) -> bool:
+    """Every step is matched, in order, by an item sharing at least `min_share` of the step's content words."""
+    position = 0
+    for step in steps:
+        wanted = content_words(step)
+        while position < len(items) and len(wanted & content_words(items[position])) < min_share * len(wanted):
+            position += 1
+        if position == len(items):
+            return False
+        position += 1
+    return True
+
+
+def _next_boundary(text: str) -> tuple[int, int] | None:
+    """(end of the first complete sentence, start of the next) in `text`, or None while it is incomplete.
+
+    A list number ("2.") or an abbreviation ("e.g.") does not end a sentence.
+    """
+    for match in _BOUNDARY.finditer(text):
+        before = text[: match.start()]
+        last_line = before.rsplit("\n", 1)[-1]
+        if _ONLY_NUMBER.match(last_line) or re.search(r"\b(e\.g|i\.e|etc|approx|vs)\.$", before, re.IGNORECASE):
+            continue
+        return match.start(), match.end()
+    return None
+
+
+def _similar(a: set[str], b: set[str], threshold: float = 0.7) -> bool:
+    """Two sentences say the same thing when their content words mostly coincide (or one holds the other's)."""
+    if not a or not b:
+        return False
+    return len(a & b) / len(a | b) >= threshold or (min(len(a), len(b)) >= 2 and (a <= b or b <= a))
+
+
+__all__ = ["CITATION_MARKER", "CheckedStream", "StreamReport"]

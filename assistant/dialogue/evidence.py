@@ -1,0 +1,379 @@
+"""Evidence first: the sentences, steps and table facts of the retrieved articles that answer the question.
+
+Retrieval finds documents; a document holds many facts, most of them about something else ("the
+download link is valid for 7 days" sits in the data-export article, not in the password one). The
+turn therefore ranks the *units* of the retrieved documents against the question in its
+conversation and keeps only those close to the best one. The prompt holds that evidence only,
+numbered by article, and the grounding check accepts a reply sentence only when this evidence
+supports it.
+
+Units: a prose sentence, a list item (a step, when the list is numbered) or a table row written
+out as a sentence ("Premium monthly price: $11.99/month."). Headings, code blocks and blank
+cells are never evidence. A unit's score is the cosine between the question and the unit (read
+with its article title and section), plus a small bonus for the article's retrieval rank; its
+embeddings are cached, so ranking costs one query embedding per turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant.dialogue.text import content_words, split_sentences
+from assistant.guards import quote_as_data
+from knowledge import Chunk, Hit
+
+Embed = Callable[[list[str]], np.ndarray]
+"""Texts to L2-normalised vectors (the retriever's embedder)."""
+
+_LIST_ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*+])|(?P<number>\d{1,3})[.)])\s+(?P<text>.+)$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_MAX_UNIT_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of evidence as it stands in its article."""
+
+    doc_id: str
+    title: str
+    source: str
+    section: str
+    text: str
+    kind: str = "sentence"
+    """`sentence`, `step` (numbered list item), `item` (bullet) or `row` (table row as a sentence)."""
+    group: str = ""
+    """Units of one list share a group (`<chunk id>/<n>`), so steps can be kept together and in order."""
+    order: tuple[int, int] = (0, 0)
+    """(chunk position, index in the chunk): the unit's place in its article."""
+
+    @property
+    def context_text(self) -> str:
+        """What is embedded: the unit read with its article title and section."""
+        heading = f"{self.title} — {self.section}" if self.section else self.title
+        return f"{heading}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A unit kept for the turn, with its score and the number of its article in the prompt."""
+
+    unit: Unit
+    score: float
+    article: int
+
+
+@dataclass
+class EvidenceSet:
+    """The evidence of one turn, grouped by article in the order the prompt numbers them."""
+
+    items: list[Evidence] = field(default_factory=list)
+    articles: list[Hit] = field(default_factory=list)
+    best_score: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def of_article(self, number: int) -> list[Evidence]:
+        """Evidence of article `number` (1-based), in article order."""
+        return sorted((e for e in self.items if e.article == number), key=lambda e: e.unit.order)
+
+    def texts(self) -> list[str]:
+        """One text per article: its evidence units, one per line (what the check reads)."""
+        return ["\n".join(e.unit.text for e in self.of_article(n)) for n in range(1, len(self.articles) + 1)]
+
+    def procedure(self) -> tuple[list[str], int]:
+        """(steps, article number) of the procedure the best evidence unit belongs to; ([], 0) when it is no step."""
+        if not self.items:
+            return [], 0
+        top = max(self.items, key=lambda e: e.score)
+        if top.unit.kind != "step" or not top.unit.group:
+            return [], 0
+        return [e.unit.text for e in self.of_article(top.article) if e.unit.group == top.unit.group], top.article
+
+    def contexts(self) -> list[str]:
+        """One line per article: its title and the sections its evidence comes from (what the check may read)."""
+        out = []
+        for n, article in enumerate(self.articles, start=1):
+            sections = dict.fromkeys(e.unit.section for e in self.of_article(n) if e.unit.section)
+            out.append(" ".join([article.title, *sections]))
+        return out
+
+    def summary(self) -> list[dict[str, object]]:
+        """JSON-ready record of what the turn used (logged and shown in evaluation)."""
+        return [{"article": e.article, "doc_id": e.unit.doc_id, "kind": e.unit.kind, "score": round(e.score, 4),
+                 "text": e.unit.text} for e in sorted(self.items, key=lambda e: (e.article, e.unit.order))]
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """How evidence is chosen (thresholds tuned on the demo dev set, never on the test set)."""
+
+    min_score: float = 0.35
+    """Best unit score under which the turn has no evidence (and abstains)."""
+    margin: float = 0.12
+    """Units scoring within this of the best one are kept."""
+    max_units: int = 6
+    """Most units kept (a kept list counts as one)."""
+    max_articles: int = 2
+    """Most articles the evidence comes from."""
+    confidence_weight: float = 0.1
+    """Weight of the article's calibrated retrieval confidence added to each of its units' scores."""
+    article_margin: float = 0.04
+    """A second article is kept only when its best unit scores within this of the best article's."""
+    max_list_items: int = 10
+    """A list longer than this is not expanded whole."""
+
+
+def units_of_chunk(chunk: Chunk) -> list[Unit]:
+    """The evidence units of one chunk: sentences, list items and table rows; headings and code are skipped."""
+    units: list[Unit] = []
+    table: list[list[str]] = []
+    in_code = False
+    group = 0
+    paragraph: list[str] = []
+    previous_was_item = False
+
+    def unit(text: str, kind: str = "sentence", group_id: str = "") -> None:
+        text = " ".join(text.replace("**", "").replace("__", "").split())
+        if len(content_words(text)) == 0 and not re.search(r"\d", text):
+            return
+        for piece in _bounded(text):
+            units.append(Unit(chunk.doc_id, chunk.title, chunk.source, chunk.section, piece, kind, group_id,
+                              (chunk.position, len(units))))
+
+    def flush_paragraph() -> None:
+        if paragraph:
+            for sentence in split_sentences(" ".join(paragraph)):
+                unit(sentence)
+            paragraph.clear()
+
+    def flush_table() -> None:
+        for sentence in table_sentences(table):
+            unit(sentence, "row")
+        table.clear()
+
+    for raw in quote_as_data(chunk.text).splitlines():
+        line = raw.strip()
+        if line.startswith("```"):
+            flush_paragraph()
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        if line.startswith("|") and line.count("|") >= 2:
+            flush_paragraph()
+            if not _TABLE_RULE.match(line):
+                table.append([cell.strip() for cell in line.strip("|").split("|")])
+            continue
+        if table:
+            flush_table()
+        item = _LIST_ITEM.match(line)
+        if not line or line.startswith("#"):
+            flush_paragraph()
+            previous_was_item = previous_was_item and not line.startswith("#")
+            continue
+        if item:
+            flush_paragraph()
+            if not previous_was_item:
+                group += 1
+            kind = "step" if item.group("number") else "item"
+            unit(item.group("text"), kind, f"{chunk.id}/{group}")
+            previous_was_item = True
+            continue
+        previous_was_item = False
+        paragraph.append(line)
+    flush_paragraph()
+    flush_table()
+    return units
+
+
+def table_sentences(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of a markdown table as sentences: `Premium monthly price: $11.99/month.` or `Standard: cost $5.`"""
+    if len(rows) < 2:
+        return [" ".join(cell for cell in row if cell) + "." for row in rows if any(rows)]
+    header, *body = rows
+    out = []
+    for row in body:
+        cells = [c.replace("**", "") for c in row]
+        if not cells or not cells[0]:
+            continue
+        if not header[0].strip():  # a matrix: row labels down the side, column names across
+            for name, value in zip(header[1:], cells[1:], strict=False):
+                if value:
+                    out.append(f"{name.strip()} {_lower_first(cells[0])}: {value}.")
+        else:
+            pairs = [f"{_lower_first(name.strip())} {value}" for name, value in zip(header[1:], cells[1:], strict=False)
+                     if value]
+            out.append(f"{cells[0]}: {'; '.join(pairs)}." if pairs else f"{cells[0]}.")
+    return out
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2].isupper() is False else text
+
+
+def _bounded(text: str) -> list[str]:
+    """A unit no longer than `_MAX_UNIT_CHARS` (one huge line becomes several, cut between words)."""
+    if len(text) <= _MAX_UNIT_CHARS:
+        return [text]
+    pieces, current = [], ""
+    for word in text.split():
+        if current and len(current) + len(word) + 1 > _MAX_UNIT_CHARS:
+            pieces.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return [*pieces, current] if current else pieces
+
+
+class UnitVectors:
+    """Embeddings of units, cached by text (an index's units are embedded once)."""
+
+    def __init__(self, embed: Embed, capacity: int = 50_000) -> None:
+        self.embed, self.capacity = embed, capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, vector in zip(missing, self.embed(missing), strict=True):
+                self._cache[text] = vector
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        for text in texts:
+            self._cache.move_to_end(text)
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+
+class EvidenceRanker:
+    """Ranks the units of the retrieved documents against a question and keeps those that answer it."""
+
+    def __init__(self, chunks: Sequence[Chunk], embed: Embed, config: EvidenceConfig | None = None) -> None:
+        self.config = config or EvidenceConfig()
+        self.embed = embed
+        self.vectors = UnitVectors(embed)
+        self._chunks: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            self._chunks.setdefault(chunk.doc_id, []).append(chunk)
+        self._units: dict[str, list[Unit]] = {}
+        self.vocabulary: set[str] = set()
+        for chunk in chunks:
+            self.vocabulary |= content_words(chunk.embedding_text)
+
+    def foreign_terms(self, question: str) -> set[str]:
+        """Words of the question that the knowledge base never uses ("bitcoin", "alexa")."""
+        return {w for w in content_words(question) if w not in self.vocabulary and not w.isdigit()}
+
+    def units(self, doc_id: str) -> list[Unit]:
+        """Every unit of a document, in article order (computed once)."""
+        if doc_id not in self._units:
+            chunks = sorted(self._chunks.get(doc_id, []), key=lambda c: c.position)
+            seen: set[str] = set()
+            units = []
+            for chunk in chunks:  # overlapping chunks repeat sentences: keep the first
+                for u in units_of_chunk(chunk):
+                    if u.text not in seen:
+                        seen.add(u.text)
+                        units.append(u)
+            self._units[doc_id] = units
+        return self._units[doc_id]
+
+    def warm(self, limit: int = 5_000) -> None:
+        """Embed every unit of small indexes ahead of the first turn."""
+        texts = [u.context_text for doc_id in list(self._chunks)[:limit] for u in self.units(doc_id)]
+        if texts:
+            self.vectors(texts)
+
+    def select(self, question: str, hits: Sequence[Hit], history: Sequence[Mapping[str, str]] = ()) -> EvidenceSet:
+        """The evidence that answers `question` among the units of the documents of `hits`."""
+        cfg = self.config
+        candidates = [(rank, u) for rank, hit in enumerate(hits) for u in self.units(hit.doc_id)]
+        if not candidates:
+            return EvidenceSet()
+        query = _with_context(question, history)
+        query_vectors = self.embed([question, query] if query != question else [question])
+        unit_vectors = self.vectors([u.context_text for _, u in candidates])
+        similarity = (unit_vectors @ query_vectors.T).max(axis=1)
+        scores = [float(s) + cfg.confidence_weight * hits[rank].confidence for s, (rank, _) in
+                  zip(similarity, candidates, strict=True)]
+        order = sorted(range(len(candidates)), key=lambda i: -scores[i])
+        best = scores[order[0]]
+        if best < cfg.min_score:
+            return EvidenceSet(best_score=best)
+        article_best: dict[str, float] = {}
+        for i in order:
+            article_best.setdefault(candidates[i][1].doc_id, scores[i])
+        allowed = [d for d, score in article_best.items() if score >= best - cfg.article_margin][: cfg.max_articles]
+        kept: list[tuple[int, Unit, float]] = []
+        docs: list[str] = []
+        groups: set[str] = set()
+        for i in order:
+            rank, u = candidates[i]
+            if scores[i] < best - cfg.margin or len(kept) >= cfg.max_units:
+                break
+            if u.doc_id not in allowed:
+                continue
+            if u.doc_id not in docs:
+                docs.append(u.doc_id)
+            if u.group and u.group in groups:
+                continue
+            kept.append((rank, u, scores[i]))
+            group = u.group if u.kind == "step" else self._list_after(u)
+            if group:  # a step stands in its procedure, "paid with:" in its list: keep the whole list, in order
+                members = [v for v in self.units(u.doc_id) if v.group == group]
+                if len(members) <= cfg.max_list_items:
+                    groups.add(group)
+                    kept.extend((rank, v, scores[i]) for v in members if v is not u)
+        by_doc = {hit.doc_id: hit for hit in hits}
+        articles = [by_doc[d] for d in docs]
+        number = {d: n for n, d in enumerate(docs, start=1)}
+        items = [Evidence(u, score, number[u.doc_id]) for _, u, score in kept]
+        return EvidenceSet(items, articles, best)
+
+
+    def _list_after(self, unit: Unit) -> str:
+        """The group of the list a sentence ending in ':' introduces, if one follows it."""
+        if not unit.text.endswith(":"):
+            return ""
+        units = self.units(unit.doc_id)
+        at = next((i for i, v in enumerate(units) if v is unit), None)
+        following = units[at + 1] if at is not None and at + 1 < len(units) else None
+        return following.group if following is not None and following.group else ""
+
+
+def _with_context(question: str, history: Sequence[Mapping[str, str]], turns: int = 1) -> str:
+    """The question preceded by the customer's previous message, for follow-ups ("how long is it valid?")."""
+    earlier = [m.get("content", "") for m in history if m.get("role") == "user"][-turns:]
+    return " ".join([*earlier, question]).strip()
+
+
+def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float = 0.05) -> tuple[str, int] | None:
+    """(text, article number) quoted from the best evidence: its whole procedure when the best unit is a step,
+    else the best unit and, when nearly as good, the next one of the same article. None without evidence."""
+    if not evidence:
+        return None
+    top = max(evidence.items, key=lambda e: e.score)
+    same = evidence.of_article(top.article)
+    if top.unit.kind == "step" and top.unit.group:
+        steps = [e.unit.text for e in same if e.unit.group == top.unit.group]
+        return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1)), top.article
+    if top.unit.text.endswith(":"):
+        following = [e.unit.text for e in same if e.unit.order > top.unit.order and e.unit.group]
+        group = next((e.unit.group for e in same if e.unit.order > top.unit.order and e.unit.group), "")
+        items = [e.unit.text for e in same if e.unit.group == group]
+        if following and items:
+            return top.unit.text + "\n" + "\n".join(f"- {text}" for text in items), top.article
+    chosen = sorted((e for e in same if e.unit.kind != "step"), key=lambda e: -e.score)
+    chosen = [e for e in chosen[:max_sentences] if e is top or e.score >= top.score - close]
+    chosen.sort(key=lambda e: e.unit.order)
+    return " ".join(_as_sentence(e.unit.text) for e in chosen), top.article
+
+
+def _as_sentence(text: str) -> str:
+    text = text.strip()
+    return text if re.search(r"[.!?:]$", text) else f"{text}."
