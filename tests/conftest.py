@@ -49,10 +49,11 @@ def hash_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(isolated_env: Path, hash_index_dir: Path):
-    """Settings for fast tests: hash embedder (its similarities run low, so a low abstain bar), demo index, SQLite."""
+    """Settings for fast tests: hash embedder (its similarities run low, so low abstain and evidence bars),
+    demo index, SQLite."""
     from assistant.config import load_settings
 
-    return load_settings(embedder="hash", index=str(hash_index_dir), abstain_below=0.01)
+    return load_settings(embedder="hash", index=str(hash_index_dir), abstain_below=0.01, min_evidence_score=-1.0)
 
 
 @pytest.fixture

@@ -15,19 +15,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from assistant.dialogue.grounding import GroundingChecker, SentenceCheck, is_bare_answer
+from assistant.dialogue.grounding import SentenceCheck, is_bare_answer
 from assistant.dialogue.text import CITATION_MARKER, LIST_MARK, content_words, fact_tokens, strip_citations
 
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=\S)|\n+")
 _ONLY_NUMBER = re.compile(r"^\s*\d{1,2}[.)]?\s*$")
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+")
 _BULLET = re.compile(r"^\s*[-*+]\s+")
+_ABBREVIATION = re.compile(r"\b(e\.g|i\.e|etc|approx|vs|a\.m|p\.m)\.$", re.IGNORECASE)
 _DANGLING = re.compile(r"\b(and|or|the|a|an|to|of|for|with|your|tap|in|on|at|by|is|are|then)\s*$|[,;:(\-]\s*$",
                        re.IGNORECASE)
 
 
 _FILLER = frozenset(["answer", "question", "note", "help", "hope", "information", "following", "steps"])
+
+
+class SentenceChecker(Protocol):
+    """Anything that judges one sentence (the grounding checker)."""
+
+    def check(self, sentence: str) -> SentenceCheck: ...
 
 
 @dataclass
@@ -67,7 +75,7 @@ class StreamReport:
 class CheckedStream:
     """Feed it the model's pieces; it yields display text for each sentence that passed."""
 
-    def __init__(self, checker: GroundingChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
+    def __init__(self, checker: SentenceChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
                  max_sentences: int = 5, max_items: int = 10, max_repeats: int = 2, max_unsupported_run: int = 3
                  ) -> None:
         self.checker = checker
@@ -150,6 +158,9 @@ class CheckedStream:
             return
         self._unsupported_run = 0
         is_item = bool(LIST_MARK.match(strip_citations(text)))
+        if is_item and not verdict.checkable:  # "1. Reset your password": a heading posing as a step
+            self.report.removed += 1
+            return
         if self.procedure and is_item:  # steps are released together, once the list is complete
             self._held_items.append((text, verdict))
             return
@@ -159,7 +170,7 @@ class CheckedStream:
 
     def _show(self, text: str, verdict: SentenceCheck) -> Iterator[str]:
         display = self._display(text)
-        self.report.shown.append((display.strip(), verdict))
+        self.report.shown.append((display, verdict))
         yield display
         prose = sum(1 for _, c in self.report.shown) - self._items
         if self._items >= self.max_items or prose >= self.max_sentences:
@@ -226,7 +237,7 @@ def _next_boundary(text: str) -> tuple[int, int] | None:
     for match in _BOUNDARY.finditer(text):
         before = text[: match.start()]
         last_line = before.rsplit("\n", 1)[-1]
-        if _ONLY_NUMBER.match(last_line) or re.search(r"\b(e\.g|i\.e|etc|approx|vs)\.$", before, re.IGNORECASE):
+        if _ONLY_NUMBER.match(last_line) or _ABBREVIATION.search(before):
             continue
         return match.start(), match.end()
     return None

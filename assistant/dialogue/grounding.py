@@ -16,7 +16,8 @@ whole documents); against the evidence of the article it cites with [n], or all 
    the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
 A sentence that claims nothing checkable (no fact, no name and fewer than three content words, such
-as "Happy to help!") is not counted. Groundedness of a reply = supported / counted sentences.
+as "Happy to help!", or only the words of an article's title and sections) is not counted.
+Groundedness of a reply = supported / counted sentences.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class GroundingReport:
 @dataclass(frozen=True)
 class _Article:
     facts: frozenset[str]
+    heading: frozenset[str]
     text: str
     units: tuple[str, ...]
     unit_words: tuple[frozenset[str], ...]
@@ -81,7 +83,8 @@ def _article(evidence: str, context: str = "") -> _Article:
                   for sentence in split_sentences(LIST_MARK.sub("", line).replace("**", "").strip()))
     heading = content_words(context)
     unit_words = tuple(frozenset(content_words(u) | heading) for u in units)
-    return _Article(frozenset(fact_tokens(evidence)), f"{context} {' '.join(units)}".lower(), units, unit_words)
+    return _Article(frozenset(fact_tokens(evidence)), frozenset(heading), f"{context} {' '.join(units)}".lower(),
+                    units, unit_words)
 
 
 class GroundingChecker:
@@ -103,7 +106,9 @@ class GroundingChecker:
         candidates = cited or list(range(len(self.articles)))
         facts, words = fact_tokens(sentence), content_words(sentence)
         claimed_names = names(sentence) | (words & self.foreign_terms)
-        checkable = bool(facts or claimed_names) or len(words) >= 3
+        headings = frozenset().union(*(a.heading for a in self.articles))
+        checkable = bool(facts or claimed_names) or len(words - headings) >= 3 or (len(words) >= 3 and
+                                                                                   not words <= headings)
         if not checkable:
             return SentenceCheck(sentence, False, True)
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from assistant.config import Settings
@@ -13,7 +14,7 @@ from assistant.dialogue import policies, replies
 from assistant.dialogue.checked_stream import CheckedStream, StreamReport
 from assistant.dialogue.events import CheckOutcome, Escalated, Event, Final, Sources, Token
 from assistant.dialogue.evidence import EvidenceConfig, EvidenceRanker, EvidenceSet, extract_answer
-from assistant.dialogue.grounding import GroundingChecker
+from assistant.dialogue.grounding import GroundingChecker, SentenceCheck
 from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
 from assistant.dialogue.text import names
 from assistant.errors import InvalidMessage
@@ -61,6 +62,7 @@ class DialogueManager:
 
     def respond(self, conversation_id: str | None, text: str, *, channel: str = "web") -> Iterator[Event]:
         """Events of one turn; a message refused by the guards or the rate limit raises InvalidMessage, unlogged."""
+        started = time.perf_counter()
         text = check_message(text, self.settings.max_message_chars)
         conversation_id = self.store.ensure_conversation(conversation_id, channel)
         messages = self.store.messages(conversation_id)
@@ -68,18 +70,19 @@ class DialogueManager:
         decision = policies.first_decision(state, policies.BEFORE_RETRIEVAL)
         if decision is not None and decision.action == Action.REJECT:
             raise InvalidMessage(f"that is {decision.detail}: please wait a moment before sending the next one")
-        started = time.perf_counter()
         question, disclosed = self._log_customer(conversation_id, text, channel)
         turn = _Turn(conversation_id, question.id, channel, started, disclosed)
+        turn.timings["prepare_s"] = time.perf_counter() - started
         if decision is not None:
             yield from self._act(turn, decision, state)
             return
 
-        hits = self.retriever.search(text, history=state.history, k=self.settings.retrieval_k)
-        turn.timings["retrieval_s"] = time.perf_counter() - started
-        evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
-        turn.timings["evidence_s"] = time.perf_counter() - started - turn.timings["retrieval_s"]
-        state = dataclasses.replace(state, hits=hits, evidence_score=evidence.best_score if hits else None)
+        with turn.timed("retrieval_s"):
+            hits = self.retriever.search(text, history=state.history, k=self.settings.retrieval_k)
+        with turn.timed("evidence_s"):
+            evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
+        score = (evidence.best_score if evidence else float("-inf")) if hits else None  # no units: no evidence
+        state = dataclasses.replace(state, hits=hits, evidence_score=score)
         decision = policies.decide(state, policies.AFTER_RETRIEVAL)
         markers = injection_markers(text)
         if markers:
@@ -111,14 +114,14 @@ class DialogueManager:
                                    min_similarity=self.settings.support_similarity, contexts=evidence.contexts(),
                                    foreign_terms=self.evidence.foreign_terms(text))
         steps, article = evidence.procedure()
-        stream = CheckedStream(checker, procedure=steps, procedure_article=article - 1)
+        stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1)
         draft: list[str] = []
         failed = False
         prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,
                                 history_messages=self.settings.history_messages)
         pieces = self.generator.stream(prompt)
         try:
-            for shown in stream.feed(_recorded(pieces, draft)):
+            for shown in stream.feed(_recorded(pieces, draft, turn)):
                 turn.first_token(time.perf_counter())
                 yield Token(shown)
             for shown in stream.finish():
@@ -131,26 +134,30 @@ class DialogueManager:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()  # stops the model when the check ended the draft early
-        report = stream.report
+        yield from self._conclude(turn, decision, text, stream.report, "".join(draft), failed)
+
+    def _conclude(self, turn: _Turn, decision: Decision, question: str, report: StreamReport, draft: str,
+                  failed: bool) -> Iterator[Event]:
+        """After the draft: keep what passed, quote the evidence when nothing factual did, or abstain."""
+        evidence = turn.evidence or EvidenceSet()
         reply = "".join(text for text, _ in report.shown)
         numbers = [i + 1 for i in report.articles]
-        fallback = False
+        fallback = bool(report.quoted) and report.quoted == len(report.shown)  # none of the model's words survived
         detail = decision.detail + ("; generation failed" if failed else "")
         if report.stopped in ("loop", "off_evidence"):
             detail += f"; draft stopped ({report.stopped})"
         if report.removed:
             detail += f"; held back {report.removed} sentence(s)"
         if report.quoted:
-            fallback = report.quoted == len(report.shown)  # nothing the model wrote survived
             detail += "; the article's own steps shown"
         if not report.has_fact:
-            unanswered = self._unmatched_terms(text, evidence)
-            extract = None if unanswered or replies.says_it_does_not_know("".join(draft)) else extract_answer(evidence)
+            declined = self._unmatched_terms(question, evidence) or replies.says_it_does_not_know(draft)
+            extract = None if declined else extract_answer(evidence)
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
-                outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), "".join(draft))
-                yield from self._finish(turn, replies.abstain_reply(self.settings.company_name), decision,
-                                        streamed=reply, check=outcome)
+                outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), draft)
+                text = (reply + "\n\n" if reply else "") + replies.abstain_reply(self.settings.company_name)
+                yield from self._finish(turn, text, decision, streamed=reply, check=outcome)
                 return
             quoted, article = extract
             addition = ("\n\n" if reply else "") + quoted
@@ -159,15 +166,14 @@ class DialogueManager:
             reply, numbers, fallback = reply + addition, [article], True
             detail += "; extractive answer from the evidence"
         outcome = CheckOutcome(report.before, 1.0 if fallback else report.after, fallback, report.removed,
-                               evidence.summary(), "".join(draft))
+                               evidence.summary(), draft)
         yield from self._finish(turn, reply, dataclasses.replace(decision, detail=detail), numbers=numbers,
                                 streamed=reply, check=outcome)
 
     def _unmatched_terms(self, question: str, evidence: EvidenceSet) -> set[str]:
-        """Names and unknown words of the question that the evidence never mentions ("Google Home", "alexa")."""
+        """Names in the question that the evidence never mentions ("Google Home", "Bitcoin")."""
         said = " ".join([*evidence.contexts(), *evidence.texts()]).lower()
-        terms = names(question) | self.evidence.foreign_terms(question)
-        return {term for term in terms if term not in said}
+        return {term for term in names(question) if term not in said}
 
     def escalate(self, conversation_id: str, reason: str = "customer pressed Talk to a human",
                  *, channel: str = "web") -> Iterator[Event]:
@@ -218,6 +224,7 @@ class DialogueManager:
         check = check or CheckOutcome()
         # Only what the customer disclosed is redacted from the reply: the help center's own phone numbers stay.
         stored, found = redact_values(reply, turn.disclosed)
+        logging_started = time.perf_counter()
         message = self.store.add_message(
             turn.conversation_id, "assistant", stored, turn.channel, reply_to=turn.question_id,
             decision=decision.action.value, reason=decision.reason, model_id=self.generator.model_id,
@@ -227,6 +234,7 @@ class DialogueManager:
             total_s=timings["total_s"],
         )
         self.store.add_retrievals(message.id, turn.hits)
+        timings["log_s"] = time.perf_counter() - logging_started
         log.info("turn conversation=%s decision=%s reason=%s total_s=%.2f", turn.conversation_id,
                  decision.action.value, decision.code, timings["total_s"])
         yield Final(reply, cited, decision.action.value, decision.code, turn.conversation_id, message.id, timings,
@@ -245,16 +253,42 @@ class _Turn:
     hits: list[Hit] = field(default_factory=list)
     evidence: EvidenceSet | None = None
     timings: dict[str, float | None] = field(default_factory=lambda: {"retrieval_s": None, "first_token_s": None})
+    """Seconds per stage: prepare (guard, state, customer message logged), retrieval, evidence, generation
+    (time spent waiting for the model), check, log; first_token_s is when the first checked text was shown."""
 
     def first_token(self, now: float) -> None:
         """Record when the first checked text reached the customer."""
         if self.timings.get("first_token_s") is None:
             self.timings["first_token_s"] = now - self.started
 
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time spent in the block to `stage`."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = (self.timings.get(stage) or 0.0) + time.perf_counter() - began
 
-def _recorded(pieces: Iterator[str], draft: list[str]) -> Iterator[str]:
-    """Pass the model's pieces through, keeping the whole draft."""
-    for piece in pieces:
+
+class _TimedChecker:
+    """The grounding checker, with the time it takes added to the turn's `check_s`."""
+
+    def __init__(self, checker: GroundingChecker, turn: _Turn) -> None:
+        self.checker, self.turn = checker, turn
+
+    def check(self, sentence: str) -> SentenceCheck:
+        with self.turn.timed("check_s"):
+            return self.checker.check(sentence)
+
+
+def _recorded(pieces: Iterator[str], draft: list[str], turn: _Turn) -> Iterator[str]:
+    """Pass the model's pieces through, keeping the whole draft and the time spent waiting for the model."""
+    while True:
+        with turn.timed("generation_s"):
+            piece = next(pieces, None)
+        if piece is None:
+            return
         draft.append(piece)
         yield piece
 

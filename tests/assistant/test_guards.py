@@ -4,7 +4,9 @@ from assistant.dialogue.policies import (
     ABSTAIN,
     ANSWER,
     ESCALATE,
-    TurnFacts,
+    Action,
+    TurnLimits,
+    TurnState,
     asks_for_human,
     decide,
     frustration,
@@ -45,34 +47,48 @@ def _hit(confidence: float) -> Hit:
     return Hit("d", "d#0", "T", "text", "", 0.03, confidence)
 
 
-def facts(text, confidence=0.9, previous=(), topics=()):
-    return TurnFacts(text, [_hit(confidence)] if confidence is not None else [], previous, 0.5, topics)
+def facts(text, confidence=0.9, previous=(), topics=(), **state):
+    hits = [_hit(confidence)] if confidence is not None else []
+    limits = TurnLimits(abstain_below=0.5, always_human_topics=topics, min_evidence=0.5)
+    return TurnState(text, hits=hits, previous_decisions=previous, limits=limits, **state)
 
 
-def test_decision_reads_calibrated_confidence_with_reason():
+def test_decision_reads_calibrated_confidence_with_reason_code_and_detail():
     assert decide(facts("refunds?")).action == ANSWER
     low = decide(facts("refunds?", 0.2))
-    assert low.action == ABSTAIN and "0.20 below 0.50" in low.reason
-    assert decide(facts("refunds?", None)).action == ABSTAIN
+    assert low.action == ABSTAIN and low.code == "low_confidence" and "0.20 below 0.50" in low.detail
+    assert decide(facts("refunds?", None)).code == "no_passage"
 
 
-@pytest.mark.parametrize("text, previous, reason", [
-    ("let me talk to a human", (), "customer asked for a human"),
-    ("I will take legal action against you", (), "always-human topic"),
-    ("please close my account today", (), "always-human topic"),
-    ("This is USELESS and RIDICULOUS, I am so fed up!!", (), "strong frustration"),
+def test_policies_in_priority_order_each_with_its_code():
+    assert decide(facts("agent please", held_by="ana")).action == Action.HELD  # held beats everything
+    assert decide(facts("refunds?", recent_messages=12)).code == "rate_limit"
+    assert decide(facts("you stupid bot", 0.2)).code == "abuse"
+    assert decide(facts("refunds?", evidence_score=0.3)).code == "no_evidence"
+    assert decide(facts("refunds?", evidence_score=0.8)).action == ANSWER
+    assert decide(facts("cancel it", intent=("cancel", 0.9))).action == ANSWER  # not a human intent
+    limits = TurnLimits(escalate_intents=("legal",))
+    assert decide(TurnState("see you in court", intent=("legal", 0.8), limits=limits)).code == "intent"
+    assert decide(TurnState("weather?", intent=("oos", 0.9))).code == "out_of_scope"
+
+
+@pytest.mark.parametrize("text, previous, code", [
+    ("let me talk to a human", (), "human_request"),
+    ("I will take legal action against you", (), "human_topic"),
+    ("please close my account today", (), "human_topic"),
+    ("This is USELESS and RIDICULOUS, I am so fed up!!", (), "frustration"),
 ])
-def test_escalation_triggers_each_log_their_reason(text, previous, reason):
+def test_escalation_triggers_each_log_their_reason(text, previous, code):
     from assistant.config import load_settings
 
     decision = decide(facts(text, previous=previous, topics=load_settings().always_human_topics))
-    assert decision.action == ESCALATE and reason in decision.reason
+    assert decision.action == ESCALATE and decision.code == code
 
 
 def test_second_abstention_in_a_row_escalates():
     assert decide(facts("warranty on batteries?", 0.1, previous=["answer"])).action == ABSTAIN
     second = decide(facts("and for the doorbell?", 0.1, previous=["answer", "abstain"]))
-    assert second.action == ESCALATE and second.reason == "two abstentions in a row"
+    assert second.action == ESCALATE and second.code == "repeated_abstention"
 
 
 def test_mild_annoyance_and_ordinary_words_do_not_escalate():
