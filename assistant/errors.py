@@ -17,3 +17,7 @@ class InvalidMessage(AssistantError):
 
 class StoreUnavailable(AssistantError):
     """The conversation store cannot be reached or opened."""
+
+
+class InvalidFeedback(InvalidMessage):
+    """Feedback that cannot be recorded (a rating other than ±1, or no reply of the conversation to rate)."""

@@ -9,21 +9,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, func, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
-from assistant.errors import StoreUnavailable
+from assistant.errors import InvalidFeedback, StoreUnavailable
 from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval, TicketEvent, utcnow
+from assistant.store.tickets import TicketLog, is_row_id
 from knowledge import Hit
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released", "resolved"},
-                      "released": {"assigned", "resolved"}, "resolved": set()}
+NO_REPLY_TO_RATE = "feedback can only be given on a reply of this conversation"
 
 
 def new_conversation_id() -> str:
@@ -31,7 +31,7 @@ def new_conversation_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store:
+class Store(TicketLog):
     """Append-only conversation log over one SQLAlchemy URL; `open()` brings the schema up to date."""
 
     def __init__(self, url: str) -> None:
@@ -112,17 +112,27 @@ class Store:
         if rows:
             self._add(*rows)
 
-    def add_feedback(self, message_id: int, rating: int, comment: str | None = None) -> Feedback:
-        """Append a thumbs up (+1) or down (-1) on an assistant message."""
+    def add_feedback(self, conversation_id: str, message_id: int, rating: int, comment: str | None = None) -> Feedback:
+        """Append a thumbs up (+1) or down (-1) on an assistant reply of `conversation_id`.
+
+        Any other message id (unknown, a customer message, another conversation's reply) gets one and
+        the same error, so the answer does not tell which ids are replies.
+        """
         if rating not in (-1, 1):
-            raise ValueError("rating must be +1 (thumbs up) or -1 (thumbs down)")
-        with self._session() as session:
-            message = session.get(Message, message_id)
-            if message is None or message.role != "assistant":
-                raise ValueError(f"no assistant message {message_id} to give feedback on")
-        row = Feedback(message_id=message_id, rating=rating, comment=comment)
-        self._add(row)
-        return row
+            raise InvalidFeedback("rating must be +1 (thumbs up) or -1 (thumbs down)")
+        if is_row_id(message_id) and isinstance(conversation_id, str):
+            query = select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id,
+                                             Message.role == "assistant")
+            try:
+                with self._session() as session:
+                    if session.exec(query).first() is not None:
+                        row = Feedback(message_id=message_id, rating=rating, comment=comment)
+                        session.add(row)
+                        session.commit()
+                        return row
+            except OperationalError as err:
+                raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
+        raise InvalidFeedback(NO_REPLY_TO_RATE)
 
     def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
         """Open a ticket for a handoff (its first status event is `open`)."""
@@ -137,64 +147,10 @@ class Store:
             raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
         return row
 
-    def active_ticket(self, conversation_id: str) -> int | None:
-        """The conversation's ticket that is not resolved yet, if any."""
-        for ticket in self.tickets(("open", "assigned", "released")):
-            if ticket["conversation_id"] == conversation_id:
-                return ticket["ticket_id"]
-        return None
-
     def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation row, or None."""
         with self._session() as session:
             return session.get(Conversation, conversation_id)
-
-    def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
-        """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot."""
-        current = self.ticket_status(ticket_id)
-        allowed = TICKET_TRANSITIONS.get(current, set())
-        if status not in allowed:
-            options = ", ".join(sorted(allowed)) or "nothing"
-            raise ValueError(f"ticket #{ticket_id} is {current}: it can go to {options}, not {status}")
-        self._add(TicketEvent(ticket_id=ticket_id, status=status, agent=agent))
-        return status
-
-    def ticket_status(self, ticket_id: int) -> str:
-        """A ticket's current status: its latest event."""
-        events = self.ticket_events(ticket_id)
-        if not events:
-            raise ValueError(f"no ticket #{ticket_id}")
-        return events[-1].status
-
-    def ticket_events(self, ticket_id: int) -> list[TicketEvent]:
-        """A ticket's status events, oldest first."""
-        with self._session() as session:
-            query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
-            return list(session.exec(query))
-
-    def tickets(self, statuses: Sequence[str] = ("open", "assigned", "released")) -> list[dict[str, Any]]:
-        """Tickets whose current status is one of `statuses`, oldest first, with that status and its agent."""
-        with self._session() as session:
-            rows = list(session.exec(select(Escalation).order_by(col(Escalation.id))))
-            events = list(session.exec(select(TicketEvent).order_by(col(TicketEvent.id))))
-        latest: dict[int, TicketEvent] = {}
-        for change in events:
-            latest[change.ticket_id] = change
-        out = []
-        for row in rows:
-            change = latest.get(row.id)
-            if change and change.status in statuses:
-                out.append({"ticket_id": row.id, "conversation_id": row.conversation_id, "status": change.status,
-                            "agent": change.agent, "reason": row.reason, "summary": row.summary,
-                            "created_at": row.created_at})
-        return out
-
-    def held_by(self, conversation_id: str) -> str | None:
-        """The agent who has taken over the conversation, if one has."""
-        for ticket in self.tickets(("assigned",)):
-            if ticket["conversation_id"] == conversation_id:
-                return ticket["agent"] or "an agent"
-        return None
 
     def messages_since(self, conversation_id: str, after_id: int, roles: Sequence[str] = ("agent",)) -> list[Message]:
         """Messages of `roles` newer than `after_id` (what the customer's chat has not shown yet)."""
@@ -207,9 +163,9 @@ class Store:
         """Messages of `role` in the conversation during the last `seconds` (for rate limits)."""
         since = utcnow() - timedelta(seconds=seconds)
         with self._session() as session:
-            query = select(Message).where(Message.conversation_id == conversation_id, Message.role == role,
-                                          Message.created_at >= since)
-            return len(list(session.exec(query)))
+            query = select(func.count()).select_from(Message).where(
+                Message.conversation_id == conversation_id, Message.role == role, Message.created_at >= since)
+            return session.exec(query).one()
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, conversation_id: str) -> list[dict[str, str]]:
@@ -232,14 +188,6 @@ class Store:
         """Feedback given on an assistant message."""
         with self._session() as session:
             return list(session.exec(select(Feedback).where(Feedback.message_id == message_id)))
-
-    def escalations(self, conversation_id: str | None = None) -> list[Escalation]:
-        """Tickets, oldest first (of one conversation when given)."""
-        with self._session() as session:
-            query = select(Escalation).order_by(col(Escalation.id))
-            if conversation_id:
-                query = query.where(Escalation.conversation_id == conversation_id)
-            return list(session.exec(query))
 
     def conversations(self, limit: int = 100) -> list[Conversation]:
         """The most recent conversations, newest first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -32,6 +32,8 @@ class Message(SQLModel, table=True):
     """A customer, assistant or human-agent message; assistant rows carry the turn's facts."""
 
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_role_created", "conversation_id", "role", "created_at"),
+                      Index("ix_messages_reply_to", "reply_to"))
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=64)
@@ -96,9 +98,10 @@ class TicketEvent(SQLModel, table=True):
     """A change of a ticket's status (open → assigned → resolved, or released back to the bot)."""
 
     __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="escalations.id", index=True)
+    ticket_id: int = Field(foreign_key="escalations.id")
     status: str = Field(max_length=16)
     agent: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
