@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, inspect
+from sqlalchemy import func, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
 from assistant.errors import InvalidFeedback, StoreUnavailable
+from assistant.store.engine import WRITE, insert_ignoring, make_engine
 from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval, TicketEvent, utcnow
 from assistant.store.tickets import TicketLog, is_row_id
 from knowledge import Hit
@@ -37,12 +39,13 @@ class Store(TicketLog):
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine: Engine = _engine(url)
+            self.engine: Engine = make_engine(url)
         except (ArgumentError, ImportError, ValueError) as err:
             raise StoreUnavailable(
                 f"ASSISTANT_DATABASE_URL {mask_url(url)!r} is not a usable SQLAlchemy URL ({err}); "
                 "use e.g. sqlite:///path/assistant.db or postgresql+psycopg://user@host:5432/db"
             ) from err
+        self._writer = self.engine.execution_options(**{WRITE: True})
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -77,24 +80,33 @@ class Store(TicketLog):
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
-    def _add(self, *rows: Any) -> None:
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
         try:
-            with self._session() as session:
-                session.add_all(rows)
-                session.commit()
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                yield session
         except OperationalError as err:
             raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
+
+    def _add(self, *rows: Any) -> None:
+        with self._writing() as session:
+            session.add_all(rows)
 
     # -- writing ---------------------------------------------------------------------------
     def ensure_conversation(self, conversation_id: str | None, channel: str) -> str:
         """The id of an existing conversation, or of a new one started on `channel`."""
-        if conversation_id:
-            with self._session() as session:
-                if session.get(Conversation, conversation_id) is not None:
-                    return conversation_id
+        if conversation_id and self.conversation(conversation_id) is not None:
+            return conversation_id
         conversation_id = conversation_id or new_conversation_id()
-        self._add(Conversation(id=conversation_id, channel=channel))
+        with self._writing() as session:  # simultaneous first messages: the first insert wins, none fails
+            self._insert_conversation(session, conversation_id, channel)
         return conversation_id
+
+    @staticmethod
+    def _insert_conversation(session: Session, conversation_id: str, channel: str) -> None:
+        row = {"id": conversation_id, "channel": channel, "created_at": utcnow()}
+        session.execute(insert_ignoring(session.get_bind().dialect.name, Conversation.__table__, **row))
 
     def add_message(self, conversation_id: str, role: str, content: str, channel: str, **turn: Any) -> Message:
         """Append a message (customer, assistant or agent) with the turn's facts."""
@@ -195,27 +207,6 @@ class Store(TicketLog):
             query = select(Conversation).order_by(col(Conversation.created_at).desc()).limit(limit)
             return list(session.exec(query))
 
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
-
-
-def _connect_args(url: str) -> dict[str, Any]:
-    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
 
 
 __all__ = ["Store", "StoreUnavailable", "SQLAlchemyError", "new_conversation_id"]

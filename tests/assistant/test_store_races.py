@@ -1,0 +1,42 @@
+"""Store writes that race: threads (or processes) against one store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+from assistant.store import Store
+
+
+def race(n: int, action: Callable[[int], object]) -> list[object]:
+    """Run `action(i)` in n threads released at once; each result, or the exception it raised."""
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=60)
+        try:
+            results[i] = action(i)
+        except Exception as err:  # the race's outcome is what we look at
+            results[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def errors(results: list[object]) -> list[Exception]:
+    return [r for r in results if isinstance(r, Exception)]
+
+
+def test_simultaneous_first_messages_start_one_conversation(store_url):
+    store = Store.open(store_url)
+    conversation_id = uuid.uuid4().hex
+    results = race(16, lambda i: store.ensure_conversation(conversation_id, "web"))
+    assert errors(results) == [] and set(results) == {conversation_id}
+    assert [c.id for c in store.conversations()] == [conversation_id]
+
