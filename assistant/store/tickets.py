@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from assistant.store.tables import Escalation, TicketEvent
 
@@ -42,6 +42,13 @@ def ticket_row(ticket: Escalation, change: TicketEvent) -> dict[str, Any]:
             "agent": change.agent, "reason": ticket.reason, "summary": ticket.summary, "created_at": ticket.created_at}
 
 
+def lock_row(session: Session, table: type[SQLModel], row_id: Any) -> bool:
+    """Lock one row until the transaction ends (FOR NO KEY UPDATE on PostgreSQL; a SQLite writer
+    already holds the database's write lock); False when there is no such row."""
+    query = select(table.id).where(table.id == row_id).with_for_update(key_share=True)
+    return session.execute(query).first() is not None
+
+
 def latest_status(session: Session, ticket_id: int) -> str | None:
     """A ticket's current status (its latest event), or None when it has no events."""
     query = (select(TicketEvent.status).where(TicketEvent.ticket_id == ticket_id)
@@ -50,7 +57,7 @@ def latest_status(session: Session, ticket_id: int) -> str | None:
 
 
 class TicketLog:
-    """The ticket half of the Store (it uses the Store's `_session()` and `_add()`)."""
+    """The ticket half of the Store (it uses the Store's `_session()` and `_writing()`)."""
 
     def tickets(self, statuses: Sequence[str] = UNRESOLVED, limit: int | None = None) -> list[dict[str, Any]]:
         """Tickets whose current status is one of `statuses`, oldest first, with that status and its agent."""
@@ -104,13 +111,22 @@ class TicketLog:
             return list(session.exec(query))
 
     def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
-        """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot."""
-        current = self.ticket_status(ticket_id)
-        allowed = TICKET_TRANSITIONS.get(current, set())
-        if status not in allowed:
-            options = ", ".join(sorted(allowed)) or "nothing"
-            raise ValueError(f"ticket #{ticket_id} is {current}: it can go to {options}, not {status}")
-        self._add(TicketEvent(ticket_id=ticket_id, status=status, agent=agent))
+        """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot.
+
+        The ticket's row is locked while its status is read and the new event written, so of agents
+        taking over one ticket at once exactly one wins; the others are told who was first.
+        """
+        with self._writing() as session:
+            current = None
+            if is_row_id(ticket_id) and lock_row(session, Escalation, ticket_id):
+                current = latest_status(session, ticket_id)
+            if current is None:
+                raise ValueError(f"no ticket #{ticket_id}")
+            allowed = TICKET_TRANSITIONS.get(current, set())
+            if status not in allowed:
+                options = ", ".join(sorted(allowed)) or "nothing"
+                raise ValueError(f"ticket #{ticket_id} is {current}: it can go to {options}, not {status}")
+            session.add(TicketEvent(ticket_id=ticket_id, status=status, agent=agent))
         return status
 
     def escalations(self, conversation_id: str | None = None) -> list[Escalation]:

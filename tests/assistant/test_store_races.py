@@ -40,3 +40,15 @@ def test_simultaneous_first_messages_start_one_conversation(store_url):
     assert errors(results) == [] and set(results) == {conversation_id}
     assert [c.id for c in store.conversations()] == [conversation_id]
 
+
+def test_one_agent_wins_a_takeover(store_url):
+    store = Store.open(store_url)
+    conversation = store.ensure_conversation(None, "web")
+    ticket = store.add_escalation(conversation, "asked for a human").id
+    results = race(8, lambda i: store.set_ticket_status(ticket, "assigned", f"agent-{i}"))
+    winners = [i for i, r in enumerate(results) if r == "assigned"]
+    assert len(winners) == 1
+    lost = errors(results)
+    assert len(lost) == 7 and all(isinstance(e, ValueError) and "is assigned" in str(e) for e in lost)
+    assert [e.status for e in store.ticket_events(ticket)] == ["open", "assigned"]
+    assert store.held_by(conversation) == f"agent-{winners[0]}"
