@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from assistant.config import mask_url
 from assistant.errors import InvalidFeedback, StoreUnavailable
 from assistant.store.engine import WRITE, insert_ignoring, make_engine
-from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval, TicketEvent, utcnow
+from assistant.store.tables import Conversation, Feedback, Message, Retrieval, utcnow
 from assistant.store.tickets import TicketLog, is_row_id
 from knowledge import Hit
 
@@ -145,19 +145,6 @@ class Store(TicketLog):
             except OperationalError as err:
                 raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
         raise InvalidFeedback(NO_REPLY_TO_RATE)
-
-    def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
-        """Open a ticket for a handoff (its first status event is `open`)."""
-        row = Escalation(conversation_id=conversation_id, reason=reason, summary=summary)
-        try:
-            with self._session() as session:  # the ticket and its first event in one transaction
-                session.add(row)
-                session.flush()
-                session.add(TicketEvent(ticket_id=row.id, status="open"))
-                session.commit()
-        except OperationalError as err:
-            raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
-        return row
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation row, or None."""

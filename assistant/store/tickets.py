@@ -14,7 +14,7 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
-from assistant.store.tables import Escalation, TicketEvent
+from assistant.store.tables import Conversation, Escalation, TicketEvent
 
 UNRESOLVED = ("open", "assigned", "released")
 TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released", "resolved"},
@@ -109,6 +109,31 @@ class TicketLog:
         with self._session() as session:
             query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
             return list(session.exec(query))
+
+    def open_ticket(self, conversation_id: str, reason: str, summary: str | None = None) -> tuple[int, bool]:
+        """The conversation's unresolved ticket, or a new one: (ticket id, True when it was opened now).
+
+        The conversation's row is locked while its tickets are read and the new one written, so of
+        simultaneous handoffs of one conversation exactly one opens a ticket and the rest get its id.
+        """
+        with self._writing() as session:
+            if not lock_row(session, Conversation, conversation_id):
+                raise ValueError(f"no conversation {conversation_id!r} to hand over")
+            query = tickets_query(UNRESOLVED).where(Escalation.conversation_id == conversation_id).limit(1)
+            found = session.execute(query).first()
+            if found is not None:
+                return found[0].id, False
+            ticket = Escalation(conversation_id=conversation_id, reason=reason, summary=summary)
+            session.add(ticket)
+            session.flush()
+            session.add(TicketEvent(ticket_id=ticket.id, status="open"))
+            return ticket.id, True
+
+    def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
+        """The conversation's unresolved ticket, opened now if it has none (see `open_ticket`)."""
+        ticket_id, _ = self.open_ticket(conversation_id, reason, summary)
+        with self._session() as session:
+            return session.get(Escalation, ticket_id)
 
     def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
         """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot.

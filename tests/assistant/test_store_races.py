@@ -52,3 +52,18 @@ def test_one_agent_wins_a_takeover(store_url):
     assert len(lost) == 7 and all(isinstance(e, ValueError) and "is assigned" in str(e) for e in lost)
     assert [e.status for e in store.ticket_events(ticket)] == ["open", "assigned"]
     assert store.held_by(conversation) == f"agent-{winners[0]}"
+
+
+def test_simultaneous_handoffs_open_one_ticket(store_url):
+    store = Store.open(store_url)
+    conversation = store.ensure_conversation(None, "web")
+    results = race(16, lambda i: store.open_ticket(conversation, "customer pressed Talk to a human", f"summary {i}"))
+    assert errors(results) == []
+    assert len({ticket for ticket, _ in results}) == 1 and sum(created for _, created in results) == 1
+    assert len(store.escalations(conversation)) == 1
+    # the older call opens no second ticket either, and a resolved ticket makes room for a new one
+    assert len({t for t in race(8, lambda i: store.add_escalation(conversation, "asked").id)}) == 1
+    store.set_ticket_status(results[0][0], "resolved", "ana")
+    reopened = race(8, lambda i: store.open_ticket(conversation, "asked again"))
+    assert sum(created for _, created in reopened) == 1 and len(store.escalations(conversation)) == 2
+    assert store.active_ticket(conversation) == reopened[0][0] != results[0][0]
