@@ -21,3 +21,7 @@ class StoreUnavailable(AssistantError):
 
 class InvalidFeedback(InvalidMessage):
     """Feedback that cannot be recorded (a rating other than ±1, or no reply of the conversation to rate)."""
+
+
+class RateLimited(InvalidMessage):
+    """More customer messages in a conversation than the rate limit allows; the message was not stored."""

@@ -16,10 +16,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
-from assistant.errors import InvalidFeedback, StoreUnavailable
+from assistant.errors import InvalidFeedback, RateLimited, StoreUnavailable
 from assistant.store.engine import WRITE, insert_ignoring, make_engine
 from assistant.store.tables import Conversation, Feedback, Message, Retrieval, utcnow
-from assistant.store.tickets import TicketLog, is_row_id
+from assistant.store.tickets import TicketLog, is_row_id, lock_row
 from knowledge import Hit
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,24 @@ class Store(TicketLog):
         self._add(message)
         return message
 
+    def add_customer_message(self, conversation_id: str, content: str, channel: str, *, max_per_minute: int,
+                             **turn: Any) -> Message:
+        """Append a customer message unless the conversation already has `max_per_minute` in the last minute.
+
+        Starts the conversation if it is new. The conversation's row is locked while its recent
+        messages are counted and this one is written, so simultaneous messages cannot all slip under
+        the limit; over it, nothing is stored and RateLimited is raised.
+        """
+        with self._writing() as session:
+            self._insert_conversation(session, conversation_id, channel)
+            lock_row(session, Conversation, conversation_id)
+            if self._count_recent(session, conversation_id, "user", 60) >= max_per_minute:
+                raise RateLimited(f"that is more than {max_per_minute} messages in a minute: "
+                                  "please wait a moment before sending the next one")
+            message = Message(conversation_id=conversation_id, role="user", content=content, channel=channel, **turn)
+            session.add(message)
+        return message
+
     def add_retrievals(self, message_id: int, hits: Sequence[Hit]) -> None:
         """Append the retrieved passages of an assistant message, in rank order."""
         rows = [
@@ -160,11 +178,15 @@ class Store(TicketLog):
 
     def count_recent(self, conversation_id: str, role: str, seconds: float) -> int:
         """Messages of `role` in the conversation during the last `seconds` (for rate limits)."""
-        since = utcnow() - timedelta(seconds=seconds)
         with self._session() as session:
-            query = select(func.count()).select_from(Message).where(
-                Message.conversation_id == conversation_id, Message.role == role, Message.created_at >= since)
-            return session.exec(query).one()
+            return self._count_recent(session, conversation_id, role, seconds)
+
+    @staticmethod
+    def _count_recent(session: Session, conversation_id: str, role: str, seconds: float) -> int:
+        since = utcnow() - timedelta(seconds=seconds)
+        query = select(func.count()).select_from(Message).where(
+            Message.conversation_id == conversation_id, Message.role == role, Message.created_at >= since)
+        return session.exec(query).one()
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, conversation_id: str) -> list[dict[str, str]]:

@@ -6,7 +6,8 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from assistant.store import Store
+from assistant.errors import RateLimited
+from assistant.store import Message, Store
 
 
 def race(n: int, action: Callable[[int], object]) -> list[object]:
@@ -67,3 +68,15 @@ def test_simultaneous_handoffs_open_one_ticket(store_url):
     reopened = race(8, lambda i: store.open_ticket(conversation, "asked again"))
     assert sum(created for _, created in reopened) == 1 and len(store.escalations(conversation)) == 2
     assert store.active_ticket(conversation) == reopened[0][0] != results[0][0]
+
+
+def test_simultaneous_messages_do_not_slip_past_the_rate_limit(store_url):
+    store = Store.open(store_url)
+    conversation = uuid.uuid4().hex  # a new conversation: its first messages all arrive at once
+    results = race(24, lambda i: store.add_customer_message(conversation, f"message {i}", "web", max_per_minute=12))
+    accepted = [r for r in results if isinstance(r, Message)]
+    assert len(accepted) == 12 and len(errors(results)) == 12
+    assert all(isinstance(e, RateLimited) and "12 messages in a minute" in str(e) for e in errors(results))
+    stored = store.messages(conversation)
+    assert sorted(m.id for m in stored) == sorted(m.id for m in accepted)
+    assert len({m.content for m in stored}) == 12 and store.count_recent(conversation, "user", 60) == 12
