@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, inspect
+from sqlalchemy import exists, func, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
@@ -132,13 +133,25 @@ class Store(TicketLog):
             session.add(message)
         return message
 
+    def record_reply(self, conversation_id: str, content: str, channel: str, *, reply_to: int | None,
+                     hits: Iterable[Hit] = (), **turn: Any) -> Message:
+        """Append the assistant's reply to `reply_to` with its retrieved passages, all in one transaction.
+
+        A turn interrupted before this commits (a crash, kill -9) leaves its customer message with
+        no reply and nothing half-written: `unanswered()` lists it.
+        """
+        with self._writing() as session:
+            message = Message(conversation_id=conversation_id, role="assistant", content=content, channel=channel,
+                              reply_to=reply_to, **turn)
+            session.add(message)
+            session.flush()
+            session.add_all(retrieval_rows(message.id, hits))
+        return message
+
     def add_retrievals(self, message_id: int, hits: Sequence[Hit]) -> None:
-        """Append the retrieved passages of an assistant message, in rank order."""
-        rows = [
-            Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
-                      score=float(hit.score), confidence=float(hit.confidence))
-            for rank, hit in enumerate(hits, start=1)
-        ]
+        """Append the retrieved passages of an assistant message, in rank order (a turn writes them with
+        `record_reply` instead)."""
+        rows = retrieval_rows(message_id, hits)
         if rows:
             self._add(*rows)
 
@@ -199,6 +212,26 @@ class Store(TicketLog):
             query = select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
             return list(session.exec(query))
 
+    def unanswered(self, conversation_id: str | None = None, *, older_than_s: float = 60.0, limit: int = 100,
+                   exclude_channels: Sequence[str] = ("eval",)) -> list[Message]:
+        """Customer messages older than `older_than_s` that no message replies to, oldest first.
+
+        These are turns cut off before their reply was written (or, while an agent holds the
+        conversation, messages the agent has not answered with a reply to them). Seeded evaluation
+        history has no replies by design, so `eval` is left out unless asked for.
+        """
+        reply = aliased(Message)
+        answered = exists().where(reply.reply_to == Message.id)
+        query = (select(Message).where(Message.role == "user", ~answered,
+                                       Message.created_at <= utcnow() - timedelta(seconds=older_than_s))
+                 .order_by(col(Message.id)).limit(limit))
+        if conversation_id is not None:
+            query = query.where(Message.conversation_id == conversation_id)
+        if exclude_channels:
+            query = query.where(col(Message.channel).not_in(list(exclude_channels)))
+        with self._session() as session:
+            return list(session.exec(query))
+
     def retrievals(self, message_id: int) -> list[Retrieval]:
         """The passages retrieved for an assistant message, in rank order."""
         with self._session() as session:
@@ -216,6 +249,12 @@ class Store(TicketLog):
             query = select(Conversation).order_by(col(Conversation.created_at).desc()).limit(limit)
             return list(session.exec(query))
 
+
+def retrieval_rows(message_id: int, hits: Iterable[Hit]) -> list[Retrieval]:
+    """Retrieval rows of an assistant message, in rank order."""
+    return [Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
+                      score=float(hit.score), confidence=float(hit.confidence))
+            for rank, hit in enumerate(hits, start=1)]
 
 
 __all__ = ["Store", "StoreUnavailable", "SQLAlchemyError", "new_conversation_id"]

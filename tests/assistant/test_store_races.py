@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
 
 from assistant.errors import RateLimited
 from assistant.store import Message, Store
+from knowledge import Hit
+
+ROOT = Path(__file__).resolve().parents[2]
+HIT = Hit("shipping/times", "shipping/times#0", "Shipping", "Orders ship in 2 days.", "", 0.03, 0.9)
 
 
 def race(n: int, action: Callable[[int], object]) -> list[object]:
@@ -80,3 +91,56 @@ def test_simultaneous_messages_do_not_slip_past_the_rate_limit(store_url):
     stored = store.messages(conversation)
     assert sorted(m.id for m in stored) == sorted(m.id for m in accepted)
     assert len({m.content for m in stored}) == 12 and store.count_recent(conversation, "user", 60) == 12
+
+
+def test_a_turn_that_fails_while_writing_leaves_its_question_visibly_unanswered(store_url):
+    store = Store.open(store_url)
+    conversation = store.ensure_conversation(None, "web")
+    answered = store.add_customer_message(conversation, "when does it ship?", "web", max_per_minute=12)
+    reply = store.record_reply(conversation, "In 2 days [1].", "web", reply_to=answered.id, hits=[HIT, HIT],
+                               decision="answer", reason="r", total_s=1.0)
+    assert [r.rank for r in store.retrievals(reply.id)] == [1, 2]
+    question = store.add_customer_message(conversation, "and returns?", "web", max_per_minute=12)
+
+    def failing_hits() -> Iterator[Hit]:
+        yield HIT
+        raise RuntimeError("the process dies here")
+
+    with pytest.raises(RuntimeError):
+        store.record_reply(conversation, "Within 30 days.", "web", reply_to=question.id, hits=failing_hits())
+    assert [m.role for m in store.messages(conversation)] == ["user", "assistant", "user"]  # no half-written reply
+    assert [m.id for m in store.unanswered(conversation, older_than_s=0)] == [question.id]
+    assert store.unanswered(conversation) == []  # a turn still running is not listed
+
+
+KILLED_TURN = """
+import sys, time
+from assistant.store import Store
+from knowledge import Hit
+store = Store(sys.argv[1])
+question = store.add_customer_message(sys.argv[2], "where is my order?", "web", max_per_minute=12)
+def hits():
+    yield Hit("shipping/times", "shipping/times#0", "Shipping", "Orders ship in 2 days.", "", 0.03, 0.9)
+    print("writing the reply", flush=True)
+    time.sleep(120)
+store.record_reply(sys.argv[2], "It ships in 2 days [1].", "web", reply_to=question.id, hits=hits())
+"""
+
+
+def test_kill_9_in_the_middle_of_writing_a_turn(store_url):
+    store = Store.open(store_url)
+    conversation = store.ensure_conversation(None, "web")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    turn = subprocess.Popen([sys.executable, "-c", KILLED_TURN, store_url, conversation], stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert turn.stdout.readline().strip() == "writing the reply"
+    finally:
+        os.kill(turn.pid, signal.SIGKILL)
+        turn.wait(timeout=30)
+    restarted = Store.open(store_url)
+    [question] = restarted.messages(conversation)
+    assert question.role == "user" and restarted.unanswered(conversation, older_than_s=0) == [question]
+    # the store still takes writes: the killed writer's lock went with it
+    restarted.record_reply(conversation, "It ships in 2 days.", "web", reply_to=question.id, hits=[HIT])
+    assert restarted.unanswered(conversation, older_than_s=0) == []
