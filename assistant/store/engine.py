@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Insert, Table, create_engine, event
+from filelock import FileLock, Timeout
+from sqlalchemy import Insert, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from assistant.errors import StoreUnavailable
+
 WRITE = "store_write"  # execution option of the connections that write
+MIGRATION_LOCK_TIMEOUT_S = 300
 
 
 def make_engine(url: str) -> Engine:
@@ -52,3 +58,29 @@ def insert_ignoring(dialect: str, table: Table, **values: Any) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING: a row someone else inserted first is left as it is."""
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).values(**values).on_conflict_do_nothing()
+
+
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold a lock file beside a SQLite database while its schema is upgraded (other processes wait)."""
+    path = sqlite_path(url) if url.startswith("sqlite") else None
+    if path is None:  # PostgreSQL: `lock_schema` inside the migration's transaction
+        yield
+        return
+    lock = FileLock(f"{path}.migrate.lock")
+    try:
+        lock.acquire(timeout=MIGRATION_LOCK_TIMEOUT_S)
+    except Timeout as err:
+        raise StoreUnavailable(f"another process has been upgrading {path} for {MIGRATION_LOCK_TIMEOUT_S} s; "
+                               f"if none is running, remove {lock.lock_file}") from err
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def lock_schema(connection: Connection) -> None:
+    """On PostgreSQL, wait for an advisory lock on the store's schema until the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('support-assistant schema ' "
+                                "|| coalesce(current_schema(), '')))"))

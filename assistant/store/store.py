@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
 from assistant.errors import InvalidFeedback, RateLimited, StoreUnavailable
-from assistant.store.engine import WRITE, insert_ignoring, make_engine
+from assistant.store.engine import WRITE, insert_ignoring, lock_schema, make_engine, migration_lock
 from assistant.store.tables import Conversation, Feedback, Message, Retrieval, utcnow
 from assistant.store.tickets import TicketLog, is_row_id, lock_row
 from knowledge import Hit
@@ -56,7 +56,11 @@ class Store(TicketLog):
         return store
 
     def upgrade(self, revision: str = "head") -> str:
-        """Apply pending Alembic migrations (up to `revision`); returns the schema revision now in force."""
+        """Apply pending Alembic migrations (up to `revision`); returns the schema revision now in force.
+
+        Processes starting together on one store upgrade it one at a time (a lock file beside a
+        SQLite database, an advisory lock on PostgreSQL).
+        """
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -64,7 +68,9 @@ class Store(TicketLog):
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            # one process at a time: the others wait, then find the schema up to date
+            with migration_lock(self.url), self._writer.begin() as connection:
+                lock_schema(connection)
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 return MigrationContext.configure(connection).get_current_revision() or "base"

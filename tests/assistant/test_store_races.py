@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,3 +145,21 @@ def test_kill_9_in_the_middle_of_writing_a_turn(store_url):
     # the store still takes writes: the killed writer's lock went with it
     restarted.record_reply(conversation, "It ships in 2 days.", "web", reply_to=question.id, hits=[HIT])
     assert restarted.unanswered(conversation, older_than_s=0) == []
+
+
+STARTING_SERVER = """
+import sys, time
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+from assistant.store import Store
+print(Store.open(sys.argv[1]).upgrade())
+"""
+
+
+def test_four_processes_starting_on_a_fresh_store_all_start(store_url):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start_at = str(time.time() + 4)  # past every interpreter's start-up, so they upgrade together
+    servers = [subprocess.Popen([sys.executable, "-c", STARTING_SERVER, store_url, start_at], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    outcomes = [server.communicate(timeout=120) for server in servers]
+    assert [server.returncode for server in servers] == [0, 0, 0, 0], [err[-400:] for _, err in outcomes]
+    assert {out.strip() for out, _ in outcomes} == {Store(store_url).upgrade()}
