@@ -25,3 +25,7 @@ class InvalidFeedback(InvalidMessage):
 
 class RateLimited(InvalidMessage):
     """More customer messages in a conversation than the rate limit allows; the message was not stored."""
+
+
+class InvalidConversationId(InvalidMessage):
+    """A conversation id the store cannot hold (ids are 1–64 characters of letters, digits, `_` and `-`)."""

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from assistant.config import mask_url
 from assistant.errors import InvalidFeedback, RateLimited, StoreUnavailable
 from assistant.store.engine import WRITE, insert_ignoring, lock_schema, make_engine, migration_lock
-from assistant.store.tables import Conversation, Feedback, Message, Retrieval, utcnow
+from assistant.store.tables import Conversation, Feedback, Message, Retrieval, check_conversation_id, utcnow
 from assistant.store.tickets import TicketLog, is_row_id, lock_row
 from knowledge import Hit
 
@@ -102,10 +102,11 @@ class Store(TicketLog):
 
     # -- writing ---------------------------------------------------------------------------
     def ensure_conversation(self, conversation_id: str | None, channel: str) -> str:
-        """The id of an existing conversation, or of a new one started on `channel`."""
-        if conversation_id and self.conversation(conversation_id) is not None:
+        """The id of an existing conversation, or of a new one started on `channel` (a fresh id when none is given)."""
+        if not conversation_id:
+            conversation_id = new_conversation_id()
+        elif self.conversation(conversation_id) is not None:
             return conversation_id
-        conversation_id = conversation_id or new_conversation_id()
         with self._writing() as session:  # simultaneous first messages: the first insert wins, none fails
             self._insert_conversation(session, conversation_id, channel)
         return conversation_id
@@ -117,6 +118,7 @@ class Store(TicketLog):
 
     def add_message(self, conversation_id: str, role: str, content: str, channel: str, **turn: Any) -> Message:
         """Append a message (customer, assistant or agent) with the turn's facts."""
+        check_conversation_id(conversation_id)
         message = Message(conversation_id=conversation_id, role=role, content=content, channel=channel, **turn)
         self._add(message)
         return message
@@ -129,6 +131,7 @@ class Store(TicketLog):
         messages are counted and this one is written, so simultaneous messages cannot all slip under
         the limit; over it, nothing is stored and RateLimited is raised.
         """
+        check_conversation_id(conversation_id)
         with self._writing() as session:
             self._insert_conversation(session, conversation_id, channel)
             lock_row(session, Conversation, conversation_id)
@@ -146,6 +149,7 @@ class Store(TicketLog):
         A turn interrupted before this commits (a crash, kill -9) leaves its customer message with
         no reply and nothing half-written: `unanswered()` lists it.
         """
+        check_conversation_id(conversation_id)
         with self._writing() as session:
             message = Message(conversation_id=conversation_id, role="assistant", content=content, channel=channel,
                               reply_to=reply_to, **turn)
@@ -169,7 +173,8 @@ class Store(TicketLog):
         """
         if rating not in (-1, 1):
             raise InvalidFeedback("rating must be +1 (thumbs up) or -1 (thumbs down)")
-        if is_row_id(message_id) and isinstance(conversation_id, str):
+        check_conversation_id(conversation_id)
+        if is_row_id(message_id):
             query = select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id,
                                              Message.role == "assistant")
             try:
@@ -185,11 +190,13 @@ class Store(TicketLog):
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation row, or None."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             return session.get(Conversation, conversation_id)
 
     def messages_since(self, conversation_id: str, after_id: int, roles: Sequence[str] = ("agent",)) -> list[Message]:
         """Messages of `roles` newer than `after_id` (what the customer's chat has not shown yet)."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             query = (select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id,
                                            col(Message.role).in_(list(roles))).order_by(col(Message.id)))
@@ -197,6 +204,7 @@ class Store(TicketLog):
 
     def count_recent(self, conversation_id: str, role: str, seconds: float) -> int:
         """Messages of `role` in the conversation during the last `seconds` (for rate limits)."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             return self._count_recent(session, conversation_id, role, seconds)
 
@@ -214,6 +222,7 @@ class Store(TicketLog):
 
     def messages(self, conversation_id: str) -> list[Message]:
         """A conversation's messages, oldest first."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             query = select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
             return list(session.exec(query))
@@ -232,7 +241,7 @@ class Store(TicketLog):
                                        Message.created_at <= utcnow() - timedelta(seconds=older_than_s))
                  .order_by(col(Message.id)).limit(limit))
         if conversation_id is not None:
-            query = query.where(Message.conversation_id == conversation_id)
+            query = query.where(Message.conversation_id == check_conversation_id(conversation_id))
         if exclude_channels:
             query = query.where(col(Message.channel).not_in(list(exclude_channels)))
         with self._session() as session:

@@ -6,16 +6,28 @@ here needs a new migration.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from assistant.errors import InvalidConversationId
+
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 
 def utcnow() -> datetime:
     """The current time in UTC (timezone-aware)."""
     return datetime.now(UTC)
+
+
+def check_conversation_id(conversation_id: object) -> str:
+    """The id itself when the store can hold it: 1–64 characters of letters, digits, `_` and `-`."""
+    if isinstance(conversation_id, str) and CONVERSATION_ID.fullmatch(conversation_id):
+        return conversation_id
+    raise InvalidConversationId("a conversation id is 1 to 64 characters of letters, digits, '_' and '-'")
 
 
 class Conversation(SQLModel, table=True):

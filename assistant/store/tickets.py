@@ -14,7 +14,7 @@ from sqlalchemy import Select, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 
-from assistant.store.tables import Conversation, Escalation, TicketEvent
+from assistant.store.tables import Conversation, Escalation, TicketEvent, check_conversation_id
 
 UNRESOLVED = ("open", "assigned", "released")
 TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released", "resolved"},
@@ -78,6 +78,7 @@ class TicketLog:
 
     def conversation_tickets(self, conversation_id: str, statuses: Sequence[str] = UNRESOLVED) -> list[dict[str, Any]]:
         """One conversation's tickets whose current status is one of `statuses`, oldest first."""
+        check_conversation_id(conversation_id)
         query = tickets_query(statuses).where(Escalation.conversation_id == conversation_id)
         with self._session() as session:
             return [ticket_row(ticket, change) for ticket, change in session.execute(query)]
@@ -116,6 +117,7 @@ class TicketLog:
         The conversation's row is locked while its tickets are read and the new one written, so of
         simultaneous handoffs of one conversation exactly one opens a ticket and the rest get its id.
         """
+        check_conversation_id(conversation_id)
         with self._writing() as session:
             if not lock_row(session, Conversation, conversation_id):
                 raise ValueError(f"no conversation {conversation_id!r} to hand over")
@@ -158,6 +160,6 @@ class TicketLog:
         """Tickets, oldest first (of one conversation when given)."""
         with self._session() as session:
             query = select(Escalation).order_by(col(Escalation.id))
-            if conversation_id:
-                query = query.where(Escalation.conversation_id == conversation_id)
+            if conversation_id is not None:
+                query = query.where(Escalation.conversation_id == check_conversation_id(conversation_id))
             return list(session.exec(query))

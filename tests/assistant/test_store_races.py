@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import RateLimited
+from assistant.errors import InvalidConversationId, RateLimited
 from assistant.store import Message, Store
 from knowledge import Hit
 
@@ -163,3 +163,28 @@ def test_four_processes_starting_on_a_fresh_store_all_start(store_url):
     outcomes = [server.communicate(timeout=120) for server in servers]
     assert [server.returncode for server in servers] == [0, 0, 0, 0], [err[-400:] for _, err in outcomes]
     assert {out.strip() for out, _ in outcomes} == {Store(store_url).upgrade()}
+
+
+BAD_IDS = ["x" * 65, "a\x00b", "has space", "naïve", "a/b", "1;DROP", 42, b"bytes"]
+
+
+def test_conversation_ids_are_checked_before_they_reach_the_database(store_url):
+    store = Store.open(store_url)
+    longest = store.ensure_conversation("A-z_0" + "9" * 59, "api")
+    assert len(longest) == 64 and store.conversation(longest) is not None
+    calls = [
+        lambda c: store.ensure_conversation(c, "web"),
+        lambda c: store.add_customer_message(c, "hi", "web", max_per_minute=12),
+        lambda c: store.add_message(c, "user", "hi", "web"),
+        lambda c: store.record_reply(c, "hello", "web", reply_to=None),
+        lambda c: store.add_feedback(c, 1, 1),
+        lambda c: store.open_ticket(c, "asked"),
+        store.conversation, store.messages, store.history, store.active_ticket, store.held_by, store.escalations,
+        lambda c: store.messages_since(c, 0), lambda c: store.count_recent(c, "user", 60),
+        lambda c: store.unanswered(c),
+    ]
+    for bad in BAD_IDS:
+        for call in calls:
+            with pytest.raises(InvalidConversationId, match="1 to 64 characters of letters, digits"):
+                call(bad)
+    assert [c.id for c in store.conversations()] == [longest]
