@@ -229,15 +229,18 @@ class Store(TicketLog):
 
     def unanswered(self, conversation_id: str | None = None, *, older_than_s: float = 60.0, limit: int = 100,
                    exclude_channels: Sequence[str] = ("eval",)) -> list[Message]:
-        """Customer messages older than `older_than_s` that no message replies to, oldest first.
+        """Customer messages older than `older_than_s` that nothing answered yet, oldest first.
 
-        These are turns cut off before their reply was written (or, while an agent holds the
-        conversation, messages the agent has not answered with a reply to them). Seeded evaluation
-        history has no replies by design, so `eval` is left out unless asked for.
+        A message is answered by a reply to it (`reply_to`) or by a later agent message in its
+        conversation. What is left are turns cut off before their reply was written, and messages
+        waiting for the agent who holds the conversation. Seeded evaluation history has no replies
+        by design, so `eval` is left out unless asked for.
         """
-        reply = aliased(Message)
-        answered = exists().where(reply.reply_to == Message.id)
-        query = (select(Message).where(Message.role == "user", ~answered,
+        later = aliased(Message)
+        replied = exists().where(later.reply_to == Message.id)
+        agent_answered = exists().where(later.conversation_id == Message.conversation_id, later.role == "agent",
+                                        later.id > Message.id)
+        query = (select(Message).where(Message.role == "user", ~replied, ~agent_answered,
                                        Message.created_at <= utcnow() - timedelta(seconds=older_than_s))
                  .order_by(col(Message.id)).limit(limit))
         if conversation_id is not None:

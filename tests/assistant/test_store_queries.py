@@ -65,3 +65,14 @@ def test_per_turn_questions_are_indexed_queries(store_url):
     assert len(statements) >= 8
     assert full_scans(store, statements) == []
     assert any("count(" in statement.lower() for statement, _ in statements)
+
+
+def test_the_tables_module_and_the_migrations_agree(store_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    store = Store.open(store_url)
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        assert compare_metadata(context, SQLModel.metadata) == []  # tables, columns and indexes

@@ -112,6 +112,10 @@ def test_a_turn_that_fails_while_writing_leaves_its_question_visibly_unanswered(
     assert [m.role for m in store.messages(conversation)] == ["user", "assistant", "user"]  # no half-written reply
     assert [m.id for m in store.unanswered(conversation, older_than_s=0)] == [question.id]
     assert store.unanswered(conversation) == []  # a turn still running is not listed
+    held = store.add_customer_message(conversation, "are you there?", "web", max_per_minute=12)  # an agent holds it
+    assert [m.id for m in store.unanswered(conversation, older_than_s=0)] == [question.id, held.id]
+    store.add_message(conversation, "agent", "Yes, looking at your return now.", "web")
+    assert store.unanswered(conversation, older_than_s=0) == []
 
 
 KILLED_TURN = """
