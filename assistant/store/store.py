@@ -177,15 +177,11 @@ class Store(TicketLog):
         if is_row_id(message_id):
             query = select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id,
                                              Message.role == "assistant")
-            try:
-                with self._session() as session:
-                    if session.exec(query).first() is not None:
-                        row = Feedback(message_id=message_id, rating=rating, comment=comment)
-                        session.add(row)
-                        session.commit()
-                        return row
-            except OperationalError as err:
-                raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
+            with self._writing() as session:
+                if session.exec(query).first() is not None:
+                    row = Feedback(message_id=message_id, rating=rating, comment=comment)
+                    session.add(row)
+                    return row
         raise InvalidFeedback(NO_REPLY_TO_RATE)
 
     def conversation(self, conversation_id: str) -> Conversation | None:
