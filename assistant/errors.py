@@ -17,3 +17,15 @@ class InvalidMessage(AssistantError):
 
 class StoreUnavailable(AssistantError):
     """The conversation store cannot be reached or opened."""
+
+
+class InvalidFeedback(InvalidMessage):
+    """Feedback that cannot be recorded (a rating other than ±1, or no reply of the conversation to rate)."""
+
+
+class RateLimited(InvalidMessage):
+    """More customer messages in a conversation than the rate limit allows; the message was not stored."""
+
+
+class InvalidConversationId(InvalidMessage):
+    """A conversation id the store cannot hold (ids are 1–64 characters of letters, digits, `_` and `-`)."""

@@ -30,10 +30,10 @@ class AgentDesk:
 
     def ticket(self, ticket_id: int) -> dict[str, Any]:
         """The ticket with its current status; an unknown number is an error."""
-        for row in self.store.tickets(("open", "assigned", "released", "resolved")):
-            if row["ticket_id"] == ticket_id:
-                return row
-        raise InvalidMessage(f"there is no ticket #{ticket_id}")
+        row = self.store.ticket(ticket_id)
+        if row is None:
+            raise InvalidMessage(f"there is no ticket #{ticket_id}")
+        return row
 
     def transcript(self, ticket_id: int) -> list[dict[str, Any]]:
         """The conversation of a ticket: each message with its decision, reason and retrieved passages."""

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager
 from assistant.errors import ConfigError
+from assistant.keys import key_matches
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,9 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     manager = manager or build_dialogue_manager(settings)
     api = create_api(manager)
     desk = AgentDesk(manager.store, settings.max_message_chars)
-    keys = set(settings.agent_keys)
+    keys = list(settings.agent_keys)
     # The console checks its key on the server: any user name, an agent key as the password.
-    auth = (lambda _user, password: password in keys) if keys else None
+    auth = (lambda _user, password: key_matches(password, keys)) if keys else None
     api = gr.mount_gradio_app(api, build_agent_app(desk, settings), path="/agent", auth=auth,
                               auth_message="Sign in with any name and an agent key.", footer_links=[])
     return gr.mount_gradio_app(api, build_chat_app(manager, settings), path="/", server_name=settings.host,

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import exists, func, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from assistant.config import mask_url
-from assistant.errors import StoreUnavailable
-from assistant.store.tables import Conversation, Escalation, Feedback, Message, Retrieval, TicketEvent, utcnow
+from assistant.errors import InvalidFeedback, RateLimited, StoreUnavailable
+from assistant.store.engine import WRITE, insert_ignoring, lock_schema, make_engine, migration_lock
+from assistant.store.tables import Conversation, Feedback, Message, Retrieval, check_conversation_id, utcnow
+from assistant.store.tickets import TicketLog, is_row_id, lock_row
 from knowledge import Hit
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-TICKET_TRANSITIONS = {"open": {"assigned", "resolved"}, "assigned": {"released", "resolved"},
-                      "released": {"assigned", "resolved"}, "resolved": set()}
+NO_REPLY_TO_RATE = "feedback can only be given on a reply of this conversation"
 
 
 def new_conversation_id() -> str:
@@ -31,18 +34,19 @@ def new_conversation_id() -> str:
     return uuid.uuid4().hex
 
 
-class Store:
+class Store(TicketLog):
     """Append-only conversation log over one SQLAlchemy URL; `open()` brings the schema up to date."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine: Engine = _engine(url)
+            self.engine: Engine = make_engine(url)
         except (ArgumentError, ImportError, ValueError) as err:
             raise StoreUnavailable(
                 f"ASSISTANT_DATABASE_URL {mask_url(url)!r} is not a usable SQLAlchemy URL ({err}); "
                 "use e.g. sqlite:///path/assistant.db or postgresql+psycopg://user@host:5432/db"
             ) from err
+        self._writer = self.engine.execution_options(**{WRITE: True})
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -52,7 +56,11 @@ class Store:
         return store
 
     def upgrade(self, revision: str = "head") -> str:
-        """Apply pending Alembic migrations (up to `revision`); returns the schema revision now in force."""
+        """Apply pending Alembic migrations (up to `revision`); returns the schema revision now in force.
+
+        Processes starting together on one store upgrade it one at a time (a lock file beside a
+        SQLite database, an advisory lock on PostgreSQL).
+        """
         from alembic import command
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
@@ -60,7 +68,9 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
-            with self.engine.begin() as connection:
+            # one process at a time: the others wait, then find the schema up to date
+            with migration_lock(self.url), self._writer.begin() as connection:
+                lock_schema(connection)
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 return MigrationContext.configure(connection).get_current_revision() or "base"
@@ -77,127 +87,112 @@ class Store:
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
-    def _add(self, *rows: Any) -> None:
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
         try:
-            with self._session() as session:
-                session.add_all(rows)
-                session.commit()
+            with Session(self._writer, expire_on_commit=False) as session, session.begin():
+                yield session
         except OperationalError as err:
             raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
 
+    def _add(self, *rows: Any) -> None:
+        with self._writing() as session:
+            session.add_all(rows)
+
     # -- writing ---------------------------------------------------------------------------
     def ensure_conversation(self, conversation_id: str | None, channel: str) -> str:
-        """The id of an existing conversation, or of a new one started on `channel`."""
-        if conversation_id:
-            with self._session() as session:
-                if session.get(Conversation, conversation_id) is not None:
-                    return conversation_id
-        conversation_id = conversation_id or new_conversation_id()
-        self._add(Conversation(id=conversation_id, channel=channel))
+        """The id of an existing conversation, or of a new one started on `channel` (a fresh id when none is given)."""
+        if not conversation_id:
+            conversation_id = new_conversation_id()
+        elif self.conversation(conversation_id) is not None:
+            return conversation_id
+        with self._writing() as session:  # simultaneous first messages: the first insert wins, none fails
+            self._insert_conversation(session, conversation_id, channel)
         return conversation_id
+
+    @staticmethod
+    def _insert_conversation(session: Session, conversation_id: str, channel: str) -> None:
+        row = {"id": conversation_id, "channel": channel, "created_at": utcnow()}
+        session.execute(insert_ignoring(session.get_bind().dialect.name, Conversation.__table__, **row))
 
     def add_message(self, conversation_id: str, role: str, content: str, channel: str, **turn: Any) -> Message:
         """Append a message (customer, assistant or agent) with the turn's facts."""
+        check_conversation_id(conversation_id)
         message = Message(conversation_id=conversation_id, role=role, content=content, channel=channel, **turn)
         self._add(message)
         return message
 
+    def add_customer_message(self, conversation_id: str, content: str, channel: str, *, max_per_minute: int,
+                             **turn: Any) -> Message:
+        """Append a customer message unless the conversation already has `max_per_minute` in the last minute.
+
+        Starts the conversation if it is new. The conversation's row is locked while its recent
+        messages are counted and this one is written, so simultaneous messages cannot all slip under
+        the limit; over it, nothing is stored and RateLimited is raised.
+        """
+        check_conversation_id(conversation_id)
+        with self._writing() as session:
+            self._insert_conversation(session, conversation_id, channel)
+            lock_row(session, Conversation, conversation_id)
+            if self._count_recent(session, conversation_id, "user", 60) >= max_per_minute:
+                raise RateLimited(f"that is more than {max_per_minute} messages in a minute: "
+                                  "please wait a moment before sending the next one")
+            message = Message(conversation_id=conversation_id, role="user", content=content, channel=channel, **turn)
+            session.add(message)
+        return message
+
+    def record_reply(self, conversation_id: str, content: str, channel: str, *, reply_to: int | None,
+                     hits: Iterable[Hit] = (), **turn: Any) -> Message:
+        """Append the assistant's reply to `reply_to` with its retrieved passages, all in one transaction.
+
+        A turn interrupted before this commits (a crash, kill -9) leaves its customer message with
+        no reply and nothing half-written: `unanswered()` lists it.
+        """
+        check_conversation_id(conversation_id)
+        with self._writing() as session:
+            message = Message(conversation_id=conversation_id, role="assistant", content=content, channel=channel,
+                              reply_to=reply_to, **turn)
+            session.add(message)
+            session.flush()
+            session.add_all(retrieval_rows(message.id, hits))
+        return message
+
     def add_retrievals(self, message_id: int, hits: Sequence[Hit]) -> None:
-        """Append the retrieved passages of an assistant message, in rank order."""
-        rows = [
-            Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
-                      score=float(hit.score), confidence=float(hit.confidence))
-            for rank, hit in enumerate(hits, start=1)
-        ]
+        """Append the retrieved passages of an assistant message, in rank order (a turn writes them with
+        `record_reply` instead)."""
+        rows = retrieval_rows(message_id, hits)
         if rows:
             self._add(*rows)
 
-    def add_feedback(self, message_id: int, rating: int, comment: str | None = None) -> Feedback:
-        """Append a thumbs up (+1) or down (-1) on an assistant message."""
+    def add_feedback(self, conversation_id: str, message_id: int, rating: int, comment: str | None = None) -> Feedback:
+        """Append a thumbs up (+1) or down (-1) on an assistant reply of `conversation_id`.
+
+        Any other message id (unknown, a customer message, another conversation's reply) gets one and
+        the same error, so the answer does not tell which ids are replies.
+        """
         if rating not in (-1, 1):
-            raise ValueError("rating must be +1 (thumbs up) or -1 (thumbs down)")
-        with self._session() as session:
-            message = session.get(Message, message_id)
-            if message is None or message.role != "assistant":
-                raise ValueError(f"no assistant message {message_id} to give feedback on")
-        row = Feedback(message_id=message_id, rating=rating, comment=comment)
-        self._add(row)
-        return row
-
-    def add_escalation(self, conversation_id: str, reason: str, summary: str | None = None) -> Escalation:
-        """Open a ticket for a handoff (its first status event is `open`)."""
-        row = Escalation(conversation_id=conversation_id, reason=reason, summary=summary)
-        try:
-            with self._session() as session:  # the ticket and its first event in one transaction
-                session.add(row)
-                session.flush()
-                session.add(TicketEvent(ticket_id=row.id, status="open"))
-                session.commit()
-        except OperationalError as err:
-            raise StoreUnavailable(f"could not write to the conversation store: {err.orig}") from err
-        return row
-
-    def active_ticket(self, conversation_id: str) -> int | None:
-        """The conversation's ticket that is not resolved yet, if any."""
-        for ticket in self.tickets(("open", "assigned", "released")):
-            if ticket["conversation_id"] == conversation_id:
-                return ticket["ticket_id"]
-        return None
+            raise InvalidFeedback("rating must be +1 (thumbs up) or -1 (thumbs down)")
+        check_conversation_id(conversation_id)
+        if is_row_id(message_id):
+            query = select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id,
+                                             Message.role == "assistant")
+            with self._writing() as session:
+                if session.exec(query).first() is not None:
+                    row = Feedback(message_id=message_id, rating=rating, comment=comment)
+                    session.add(row)
+                    return row
+        raise InvalidFeedback(NO_REPLY_TO_RATE)
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation row, or None."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             return session.get(Conversation, conversation_id)
 
-    def set_ticket_status(self, ticket_id: int, status: str, agent: str | None = None) -> str:
-        """Move a ticket: open → assigned → resolved; `released` hands an assigned one back to the bot."""
-        current = self.ticket_status(ticket_id)
-        allowed = TICKET_TRANSITIONS.get(current, set())
-        if status not in allowed:
-            options = ", ".join(sorted(allowed)) or "nothing"
-            raise ValueError(f"ticket #{ticket_id} is {current}: it can go to {options}, not {status}")
-        self._add(TicketEvent(ticket_id=ticket_id, status=status, agent=agent))
-        return status
-
-    def ticket_status(self, ticket_id: int) -> str:
-        """A ticket's current status: its latest event."""
-        events = self.ticket_events(ticket_id)
-        if not events:
-            raise ValueError(f"no ticket #{ticket_id}")
-        return events[-1].status
-
-    def ticket_events(self, ticket_id: int) -> list[TicketEvent]:
-        """A ticket's status events, oldest first."""
-        with self._session() as session:
-            query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
-            return list(session.exec(query))
-
-    def tickets(self, statuses: Sequence[str] = ("open", "assigned", "released")) -> list[dict[str, Any]]:
-        """Tickets whose current status is one of `statuses`, oldest first, with that status and its agent."""
-        with self._session() as session:
-            rows = list(session.exec(select(Escalation).order_by(col(Escalation.id))))
-            events = list(session.exec(select(TicketEvent).order_by(col(TicketEvent.id))))
-        latest: dict[int, TicketEvent] = {}
-        for change in events:
-            latest[change.ticket_id] = change
-        out = []
-        for row in rows:
-            change = latest.get(row.id)
-            if change and change.status in statuses:
-                out.append({"ticket_id": row.id, "conversation_id": row.conversation_id, "status": change.status,
-                            "agent": change.agent, "reason": row.reason, "summary": row.summary,
-                            "created_at": row.created_at})
-        return out
-
-    def held_by(self, conversation_id: str) -> str | None:
-        """The agent who has taken over the conversation, if one has."""
-        for ticket in self.tickets(("assigned",)):
-            if ticket["conversation_id"] == conversation_id:
-                return ticket["agent"] or "an agent"
-        return None
-
     def messages_since(self, conversation_id: str, after_id: int, roles: Sequence[str] = ("agent",)) -> list[Message]:
         """Messages of `roles` newer than `after_id` (what the customer's chat has not shown yet)."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             query = (select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id,
                                            col(Message.role).in_(list(roles))).order_by(col(Message.id)))
@@ -205,11 +200,16 @@ class Store:
 
     def count_recent(self, conversation_id: str, role: str, seconds: float) -> int:
         """Messages of `role` in the conversation during the last `seconds` (for rate limits)."""
-        since = utcnow() - timedelta(seconds=seconds)
+        check_conversation_id(conversation_id)
         with self._session() as session:
-            query = select(Message).where(Message.conversation_id == conversation_id, Message.role == role,
-                                          Message.created_at >= since)
-            return len(list(session.exec(query)))
+            return self._count_recent(session, conversation_id, role, seconds)
+
+    @staticmethod
+    def _count_recent(session: Session, conversation_id: str, role: str, seconds: float) -> int:
+        since = utcnow() - timedelta(seconds=seconds)
+        query = select(func.count()).select_from(Message).where(
+            Message.conversation_id == conversation_id, Message.role == role, Message.created_at >= since)
+        return session.exec(query).one()
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, conversation_id: str) -> list[dict[str, str]]:
@@ -218,8 +218,32 @@ class Store:
 
     def messages(self, conversation_id: str) -> list[Message]:
         """A conversation's messages, oldest first."""
+        check_conversation_id(conversation_id)
         with self._session() as session:
             query = select(Message).where(Message.conversation_id == conversation_id).order_by(col(Message.id))
+            return list(session.exec(query))
+
+    def unanswered(self, conversation_id: str | None = None, *, older_than_s: float = 60.0, limit: int = 100,
+                   exclude_channels: Sequence[str] = ("eval",)) -> list[Message]:
+        """Customer messages older than `older_than_s` that nothing answered yet, oldest first.
+
+        A message is answered by a reply to it (`reply_to`) or by a later agent message in its
+        conversation. What is left are turns cut off before their reply was written, and messages
+        waiting for the agent who holds the conversation. Seeded evaluation history has no replies
+        by design, so `eval` is left out unless asked for.
+        """
+        later = aliased(Message)
+        replied = exists().where(later.reply_to == Message.id)
+        agent_answered = exists().where(later.conversation_id == Message.conversation_id, later.role == "agent",
+                                        later.id > Message.id)
+        query = (select(Message).where(Message.role == "user", ~replied, ~agent_answered,
+                                       Message.created_at <= utcnow() - timedelta(seconds=older_than_s))
+                 .order_by(col(Message.id)).limit(limit))
+        if conversation_id is not None:
+            query = query.where(Message.conversation_id == check_conversation_id(conversation_id))
+        if exclude_channels:
+            query = query.where(col(Message.channel).not_in(list(exclude_channels)))
+        with self._session() as session:
             return list(session.exec(query))
 
     def retrievals(self, message_id: int) -> list[Retrieval]:
@@ -233,14 +257,6 @@ class Store:
         with self._session() as session:
             return list(session.exec(select(Feedback).where(Feedback.message_id == message_id)))
 
-    def escalations(self, conversation_id: str | None = None) -> list[Escalation]:
-        """Tickets, oldest first (of one conversation when given)."""
-        with self._session() as session:
-            query = select(Escalation).order_by(col(Escalation.id))
-            if conversation_id:
-                query = query.where(Escalation.conversation_id == conversation_id)
-            return list(session.exec(query))
-
     def conversations(self, limit: int = 100) -> list[Conversation]:
         """The most recent conversations, newest first."""
         with self._session() as session:
@@ -248,26 +264,11 @@ class Store:
             return list(session.exec(query))
 
 
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
-
-
-def _connect_args(url: str) -> dict[str, Any]:
-    return {"connect_timeout": 5} if url.startswith("postgresql") else {}
+def retrieval_rows(message_id: int, hits: Iterable[Hit]) -> list[Retrieval]:
+    """Retrieval rows of an assistant message, in rank order."""
+    return [Retrieval(message_id=message_id, rank=rank, doc_id=hit.doc_id, chunk_id=hit.chunk_id,
+                      score=float(hit.score), confidence=float(hit.confidence))
+            for rank, hit in enumerate(hits, start=1)]
 
 
 __all__ = ["Store", "StoreUnavailable", "SQLAlchemyError", "new_conversation_id"]

@@ -6,16 +6,28 @@ here needs a new migration.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
+
+from assistant.errors import InvalidConversationId
+
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def utcnow() -> datetime:
     """The current time in UTC (timezone-aware)."""
     return datetime.now(UTC)
+
+
+def check_conversation_id(conversation_id: object) -> str:
+    """The id itself when the store can hold it: 1–64 characters of letters, digits, `_` and `-`."""
+    if isinstance(conversation_id, str) and CONVERSATION_ID.fullmatch(conversation_id):
+        return conversation_id
+    raise InvalidConversationId("a conversation id is 1 to 64 characters of letters, digits, '_' and '-'")
 
 
 class Conversation(SQLModel, table=True):
@@ -32,6 +44,8 @@ class Message(SQLModel, table=True):
     """A customer, assistant or human-agent message; assistant rows carry the turn's facts."""
 
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_role_created", "conversation_id", "role", "created_at"),
+                      Index("ix_messages_reply_to", "reply_to"))
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=64)
@@ -96,9 +110,10 @@ class TicketEvent(SQLModel, table=True):
     """A change of a ticket's status (open → assigned → resolved, or released back to the bot)."""
 
     __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_id", "ticket_id", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="escalations.id", index=True)
+    ticket_id: int = Field(foreign_key="escalations.id")
     status: str = Field(max_length=16)
     agent: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
