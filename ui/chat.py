@@ -70,7 +70,10 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         if not saved_id:
             return [], None, [], 0
         chat, ids = [], []
-        messages = manager.transcript(saved_id)
+        try:
+            messages = manager.transcript(saved_id)
+        except InvalidMessage:  # a tampered or foreign id in the browser: start afresh
+            return [], None, [], 0
         for message in messages:
             if message.role == "user":
                 chat.append({"role": "user", "content": message.content})
@@ -81,14 +84,20 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
             ids.append(message.id if message.role == "assistant" else None)
         return chat, saved_id if chat else None, ids, max((m.id for m in messages), default=0)
 
-    def on_like(data: gr.LikeData, message_ids: list[int | None]) -> None:
+    def on_like(data: gr.LikeData, conversation_id: str | None, message_ids: list[int | None]) -> None:
         index = data.index[0] if isinstance(data.index, list | tuple) else data.index
-        if 0 <= index < len(message_ids) and message_ids[index] is not None:
-            manager.record_feedback(message_ids[index], 1 if data.liked else -1)
+        if conversation_id and 0 <= index < len(message_ids) and message_ids[index] is not None:
+            try:
+                manager.record_feedback(conversation_id, message_ids[index], 1 if data.liked else -1)
+            except InvalidMessage as err:
+                gr.Warning(str(err).capitalize())
 
-    def feedback(message_id: int, rating: int) -> str:
-        """Record +1 / -1 on an assistant message (the API twin of the thumbs buttons)."""
-        manager.record_feedback(int(message_id), int(rating))
+    def feedback(conversation_id: str, message_id: int, rating: int) -> str:
+        """Record +1 / -1 on an assistant message of this conversation (the API twin of the thumbs buttons)."""
+        try:
+            manager.record_feedback(str(conversation_id), int(message_id), int(rating))
+        except (InvalidMessage, ValueError, TypeError) as err:
+            raise gr.Error(str(err)) from err
         return "ok"
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
@@ -109,7 +118,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         send_button.click(send, [box, chatbot, conversation, message_ids], outputs, api_name=False)
         human_button.click(talk_to_human, [chatbot, conversation, message_ids], [chatbot, conversation, message_ids],
                            api_name="talk_to_human")
-        chatbot.like(on_like, [message_ids], None, api_name=False)
+        chatbot.like(on_like, [conversation, message_ids], None, api_name=False)
         gr.Timer(2.0).tick(poll, [chatbot, conversation, message_ids, last_seen], [chatbot, message_ids, last_seen],
                            api_name="poll", show_progress="hidden")
         conversation.change(lambda conversation_id: conversation_id, conversation, saved, api_name=False)

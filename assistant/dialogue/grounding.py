@@ -15,8 +15,9 @@ whole documents); against the evidence of the article it cites with [n], or all 
 4. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
    the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
-A sentence that claims nothing checkable (no fact, no name and fewer than three content words, such
-as "Happy to help!", or only the words of an article's title and sections) is not counted.
+A sentence that claims nothing (no fact, no name, and no content word beyond pleasantries and the
+words of an article's title and sections, such as "Happy to help!") is not counted; any other short
+sentence ("Everything is free!") is checked like a long one.
 Groundedness of a reply = supported / counted sentences.
 """
 
@@ -39,6 +40,13 @@ from assistant.dialogue.text import (
 
 Embed = Callable[[list[str]], np.ndarray]
 """Texts to L2-normalised vectors (the retriever's embedder)."""
+
+_PLEASANTRIES_TEXT = """
+hi hello hey thanks thank glad happy help helps helping welcome sure great hope hopefully sorry anything else
+questions question assist assistance absolutely certainly course ok okay good luck day nice let know feel
+"""
+PLEASANTRIES = frozenset(_PLEASANTRIES_TEXT.split())
+"""Words that claim nothing: a sentence made only of these (and headings) is not checked."""
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,7 @@ class GroundingChecker:
         facts, words = fact_tokens(sentence), content_words(sentence)
         claimed_names = names(sentence) | (words & self.foreign_terms)
         headings = frozenset().union(*(a.heading for a in self.articles))
-        checkable = bool(facts or claimed_names) or len(words - headings) >= 3 or (len(words) >= 3 and
-                                                                                   not words <= headings)
+        checkable = bool(facts or claimed_names or words - headings - PLEASANTRIES)
         if not checkable:
             return SentenceCheck(sentence, False, True)
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()

@@ -73,12 +73,16 @@ class DialogueManager:
         question, disclosed = self._log_customer(conversation_id, text, channel)
         turn = _Turn(conversation_id, question.id, channel, started, disclosed)
         turn.timings["prepare_s"] = time.perf_counter() - started
-        if decision is not None:
+        if decision is not None and decision.action != Action.ESCALATE:
             yield from self._act(turn, decision, state)
             return
 
-        with turn.timed("retrieval_s"):
+        with turn.timed("retrieval_s"):  # a handoff keeps what retrieval found, for the agent
             hits = self.retriever.search(text, history=state.history, k=self.settings.retrieval_k)
+        turn.hits = hits
+        if decision is not None:
+            yield from self._act(turn, decision, state)
+            return
         with turn.timed("evidence_s"):
             evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
         score = (evidence.best_score if evidence else float("-inf")) if hits else None  # no units: no evidence
@@ -87,7 +91,7 @@ class DialogueManager:
         markers = injection_markers(text)
         if markers:
             decision = dataclasses.replace(decision, detail=f"{decision.detail}; instruction-like text ignored")
-        turn.hits, turn.evidence = hits, evidence
+        turn.evidence = evidence
         if decision.action != Action.ANSWER:
             yield from self._act(turn, decision, state)
             return
@@ -191,27 +195,33 @@ class DialogueManager:
         """Agent messages the customer's chat has not shown yet."""
         return self.store.messages_since(conversation_id, after_id, roles=("agent",))
 
-    def record_feedback(self, message_id: int, rating: int, comment: str | None = None) -> None:
-        """Store a thumbs up (+1) or down (-1) on an assistant reply."""
-        self.store.add_feedback(message_id, rating, comment)
+    def record_feedback(self, conversation_id: str, message_id: int, rating: int, comment: str | None = None) -> None:
+        """Store a thumbs up (+1) or down (-1) on an assistant reply of this conversation (any other id: one
+        neutral error)."""
+        self.store.add_feedback(conversation_id, message_id, rating, comment)
 
     def _escalate(self, turn: _Turn, decision: Decision, history: list[dict[str, str]]) -> Iterator[Event]:
         """Open a ticket (or point to the one already open) and tell the customer its number."""
-        active = self.store.active_ticket(turn.conversation_id)
-        if active is not None:
-            ticket_id, text = active, replies.already_escalated_reply(active)
-        else:
-            summary, _ = redact_pii(replies.handoff_summary(history, decision.detail or decision.code))
-            ticket_id = self.store.add_escalation(turn.conversation_id, decision.reason, summary).id
+        summary, _ = redact_pii(replies.handoff_summary(history, decision.detail or decision.code))
+        ticket_id, opened = self.store.open_ticket(turn.conversation_id, decision.reason, summary)
+        if opened:
             text = replies.escalation_reply(ticket_id)
             log.info("escalated conversation=%s ticket=%s reason=%s", turn.conversation_id, ticket_id, decision.code)
+        else:  # one ticket per conversation: point to the one already open
+            text = replies.already_escalated_reply(ticket_id)
         yield Escalated(ticket_id, decision.reason)
         yield from self._finish(turn, text, decision)
 
     def _log_customer(self, conversation_id: str, text: str, channel: str) -> tuple[Message, list[tuple[str, str]]]:
-        """Log the customer's message with personal data redacted; returns it and what was redacted."""
+        """Log the customer's message with personal data redacted; returns it and what was redacted.
+
+        The store re-checks the rate limit under a lock on the conversation, so simultaneous sends
+        cannot all pass the policy's check together (over the limit it raises RateLimited, nothing stored).
+        """
         stored, found = redact_pii(text)
-        return self.store.add_message(conversation_id, "user", stored, channel, pii_redacted=bool(found)), found
+        message = self.store.add_customer_message(conversation_id, stored, channel, pii_redacted=bool(found),
+                                                  max_per_minute=self.settings.max_messages_per_minute)
+        return message, found
 
     def _finish(self, turn: _Turn, reply: str, decision: Decision, *, numbers: Sequence[int] = (),
                 streamed: str = "", check: CheckOutcome | None = None) -> Iterator[Event]:
@@ -225,15 +235,15 @@ class DialogueManager:
         # Only what the customer disclosed is redacted from the reply: the help center's own phone numbers stay.
         stored, found = redact_values(reply, turn.disclosed)
         logging_started = time.perf_counter()
-        message = self.store.add_message(
-            turn.conversation_id, "assistant", stored, turn.channel, reply_to=turn.question_id,
-            decision=decision.action.value, reason=decision.reason, model_id=self.generator.model_id,
-            adapter_id=self.generator.adapter_id, citations=cited, pii_redacted=bool(found),
-            groundedness=check.after, groundedness_before=check.before, fallback=check.fallback,
+        message = self.store.record_reply(  # the reply and its retrievals in one transaction
+            turn.conversation_id, stored, turn.channel, reply_to=turn.question_id, hits=turn.hits,
+            decision=decision.action.value, reason=decision.reason, reason_code=decision.code,
+            model_id=self.generator.model_id, adapter_id=self.generator.adapter_id, citations=cited,
+            pii_redacted=bool(found), groundedness=check.after, groundedness_before=check.before,
+            fallback=check.fallback, evidence=check.evidence or None, removed=check.removed, timings=timings,
             retrieval_s=timings.get("retrieval_s"), first_token_s=timings.get("first_token_s"),
             total_s=timings["total_s"],
         )
-        self.store.add_retrievals(message.id, turn.hits)
         timings["log_s"] = time.perf_counter() - logging_started
         log.info("turn conversation=%s decision=%s reason=%s total_s=%.2f", turn.conversation_id,
                  decision.action.value, decision.code, timings["total_s"])

@@ -56,6 +56,8 @@ class Message(SQLModel, table=True):
     reply_to: int | None = Field(default=None, foreign_key="messages.id")
     decision: str | None = Field(default=None, max_length=16)
     reason: str | None = None
+    reason_code: str | None = Field(default=None, max_length=32, index=True)
+    """The decision's reason code (`human_request`, `no_evidence`, ...): what `eval logs` counts."""
     model_id: str | None = None
     adapter_id: str | None = None
     retrieval_s: float | None = None
@@ -66,6 +68,12 @@ class Message(SQLModel, table=True):
     groundedness: float | None = None
     groundedness_before: float | None = None
     fallback: bool = False
+    evidence: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    """The evidence units the prompt held: article number, doc id, kind, score and text."""
+    removed: int | None = None
+    """Sentences of the draft the check held back."""
+    timings: dict[str, float | None] | None = Field(default=None, sa_column=Column(JSON))
+    """Seconds per stage of the turn (prepare, retrieval, evidence, generation, check, log)."""
 
 
 class Retrieval(SQLModel, table=True):

@@ -4,7 +4,7 @@ from assistant.errors import InvalidFeedback, StoreUnavailable
 from assistant.store import Store
 from knowledge import Hit
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def test_schema_comes_from_migrations_and_rows_roundtrip(store_url):
