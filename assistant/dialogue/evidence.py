@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.dialogue.text import content_words, split_sentences
+from assistant.dialogue.text import content_words, fact_tokens, split_sentences
 from assistant.guards import quote_as_data
 from knowledge import Chunk, Hit
 
@@ -50,6 +50,11 @@ class Unit:
     """Units of one list share a group (`<chunk id>/<n>`), so steps can be kept together and in order."""
     order: tuple[int, int] = (0, 0)
     """(chunk position, index in the chunk): the unit's place in its article."""
+
+    @property
+    def facts(self) -> bool:
+        """True when the unit states a checkable fact (a number, price, time window, URL or e-mail)."""
+        return bool(fact_tokens(self.text))
 
     @property
     def context_text(self) -> str:
@@ -123,6 +128,8 @@ class EvidenceConfig:
     """Most articles the evidence comes from."""
     confidence_weight: float = 0.1
     """Weight of the article's calibrated retrieval confidence added to each of its units' scores."""
+    fact_bonus: float = 0.06
+    """Added to units that state a checkable fact when the question asks for one ("how long", "how much")."""
     article_margin: float = 0.04
     """A second article is kept only when its best unit scores within this of the best article's."""
     max_list_items: int = 10
@@ -299,8 +306,9 @@ class EvidenceRanker:
         query_vectors = self.embed([question, query] if query != question else [question])
         unit_vectors = self.vectors([u.context_text for _, u in candidates])
         similarity = (unit_vectors @ query_vectors.T).max(axis=1)
-        scores = [float(s) + cfg.confidence_weight * hits[rank].confidence for s, (rank, _) in
-                  zip(similarity, candidates, strict=True)]
+        wants_fact = cfg.fact_bonus if asks_for_fact(question) else 0.0
+        scores = [float(s) + cfg.confidence_weight * hits[rank].confidence + (wants_fact if u.facts else 0.0)
+                  for s, (rank, u) in zip(similarity, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])
         best = scores[order[0]]
         if best < cfg.min_score:
@@ -344,6 +352,17 @@ class EvidenceRanker:
         at = next((i for i, v in enumerate(units) if v is unit), None)
         following = units[at + 1] if at is not None and at + 1 < len(units) else None
         return following.group if following is not None and following.group else ""
+
+
+_FACT_QUESTION = re.compile(
+    r"\b(how (long|much|many|soon|fast|far|often|big|old)|when|what time|what hours|which (day|days|hours)|"
+    r"what (is|are|'s) (the|your) (price|cost|fee|number|phone|email|address|url|link|limit)|"
+    r"phone number|e-?mail address|percentage|percent|price|cost|fee|deadline|hours|until)\b", re.IGNORECASE)
+
+
+def asks_for_fact(question: str) -> bool:
+    """True when the question asks for a number, price, time, link or address ("how long is the link valid?")."""
+    return bool(_FACT_QUESTION.search(question))
 
 
 def _with_context(question: str, history: Sequence[Mapping[str, str]], turns: int = 1) -> str:

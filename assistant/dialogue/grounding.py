@@ -12,7 +12,9 @@ whole documents); against the evidence of the article it cites with [n], or all 
    section), or its embedding is close to one evidence unit (cosine ≥ `min_similarity`).
    A word of the customer's question that the whole knowledge base never uses ("bitcoin", "alexa")
    counts as a name: the reply may only use it when the evidence does.
-4. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
+4. It speaks to the customer, not about itself: "The answer is no." or "The provided evidence is
+   about ..." is never supported.
+5. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
    the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
 A sentence that claims nothing (no fact, no name, and no content word beyond pleasantries and the
@@ -23,6 +25,7 @@ Groundedness of a reply = supported / counted sentences.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 
@@ -40,6 +43,11 @@ from assistant.dialogue.text import (
 
 Embed = Callable[[list[str]], np.ndarray]
 """Texts to L2-normalised vectors (the retriever's embedder)."""
+
+# A sentence about the evidence or the answer itself ("The answer is no.", "The provided evidence is about ...")
+# states nothing a customer can use, whatever words it shares with the evidence.
+_ABOUT_ITSELF = re.compile(r"\b(the (provided |given )?(evidence|sources?|passages?|context)|the answer (is|to)|"
+                           r"this question|your question is)\b", re.IGNORECASE)
 
 _PLEASANTRIES_TEXT = """
 hi hello hey thanks thank glad happy help helps helping welcome sure great hope hopefully sorry anything else
@@ -121,7 +129,7 @@ class GroundingChecker:
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()
         missing = tuple(sorted(facts - known))
         unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in candidates)]
-        if missing or unnamed or not candidates:
+        if missing or unnamed or not candidates or _ABOUT_ITSELF.search(sentence):
             return SentenceCheck(sentence, True, False, missing + tuple(unnamed))
         overlap, best, unit = max(((len(words & u) / len(words) if words else 1.0, i, j)
                                    for i in candidates for j, u in enumerate(self.articles[i].unit_words)),
