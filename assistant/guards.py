@@ -124,9 +124,13 @@ def injection_markers(text: str) -> list[str]:
     return [match.group(0) for match in _INJECTION.finditer(text)]
 
 
+WITHHELD = "[instruction-like text withheld]"
+"""What stands in a quoted passage where instruction-like text was."""
+
+
 def quote_as_data(passage: str) -> str:
     """A retrieved passage with instruction-like sentences withheld, so it can only inform, never instruct."""
     lines = []
     for line in passage.splitlines():
-        lines.append("[instruction-like text withheld]" if injection_markers(line) else line)
+        lines.append(WITHHELD if injection_markers(line) else line)
     return "\n".join(lines)

@@ -21,7 +21,7 @@ def assistant(*args: str, env: dict | None = None, timeout: int = 300) -> subpro
 def fast_env(tiny_model_dir: Path, hash_index_dir: Path) -> dict:
     return {"ASSISTANT_EMBEDDER": "hash", "ASSISTANT_INDEX": str(hash_index_dir),
             "ASSISTANT_MODEL": str(tiny_model_dir), "ASSISTANT_ABSTAIN_BELOW": "0.01",
-            "ASSISTANT_MAX_NEW_TOKENS": "8"}
+            "ASSISTANT_MIN_EVIDENCE_SCORE": "-1", "ASSISTANT_MAX_NEW_TOKENS": "8"}
 
 
 def test_help_is_fast_and_lists_commands():

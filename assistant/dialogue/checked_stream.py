@@ -20,7 +20,9 @@ from typing import Protocol
 from assistant.dialogue.grounding import SentenceCheck, is_bare_answer
 from assistant.dialogue.text import CITATION_MARKER, LIST_MARK, content_words, fact_tokens, strip_citations
 
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=\S)|\n+")
+# A sentence ends at . ! ? before a capital, a digit, a quote or a list mark ("tap Forgot password? on the
+# sign-in screen" goes on), or at a line break.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=[A-Z0-9\"'(\[*-])|\n+")
 _ONLY_NUMBER = re.compile(r"^\s*\d{1,2}[.)]?\s*$")
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+")
 _BULLET = re.compile(r"^\s*[-*+]\s+")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.dialogue.text import content_words, fact_tokens, split_sentences
-from assistant.guards import quote_as_data
+from assistant.guards import WITHHELD, quote_as_data
 from knowledge import Chunk, Hit
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -166,6 +166,8 @@ def units_of_chunk(chunk: Chunk) -> list[Unit]:
 
     for raw in quote_as_data(chunk.text).splitlines():
         line = raw.strip()
+        if line == WITHHELD:  # instruction-like text is never evidence
+            line = ""
         if line.startswith("```"):
             flush_paragraph()
             in_code = not in_code
@@ -331,8 +333,9 @@ class EvidenceRanker:
             if u.group and u.group in groups:
                 continue
             kept.append((rank, u, scores[i]))
+            # a step stands in its procedure, "paid with:" in its list: keep the whole list once, in order
             group = u.group if u.kind == "step" else self._list_after(u)
-            if group:  # a step stands in its procedure, "paid with:" in its list: keep the whole list, in order
+            if group and group not in groups:
                 members = [v for v in self.units(u.doc_id) if v.group == group]
                 if len(members) <= cfg.max_list_items:
                     groups.add(group)

@@ -4,21 +4,26 @@ import re
 import pytest
 
 from assistant.bootstrap import build_dialogue_manager
-from assistant.evaluation.answers import evaluate_answers
+from assistant.evaluation.answers import evaluate_answers, fact_recall
 from assistant.evaluation.testsets import TestItem, load_testset
 from assistant.evaluation.text_metrics import rouge_l, token_f1
 from assistant.generation import ScriptedGenerator
 from knowledge.demo_data import TESTSET
 
 KEYS = ["n", "n_answerable", "n_unanswerable", "answer_rate", "abstention", "groundedness", "fallback_rate",
-        "citation_precision", "escalation_rate", "token_f1", "rouge_l", "latency_p50_s", "latency_p95_s"]
+        "citation_precision", "fact_recall", "wrong_fact_rate", "escalation_rate", "token_f1", "rouge_l",
+        "latency_p50_s", "latency_p95_s", "first_sentence_p50_s"]
 
 
 def quote_first_source(messages):
-    """A generator that answers with the first sentence of source [1]: grounded by construction."""
-    match = re.search(r'\[1\] .*?\n"""\n(.*?)\n"""', messages[-1]["content"], re.DOTALL)
-    first = re.split(r"(?<=[.!?])\s", match.group(1).replace("\n", " "))[0] if match else ""
-    return f"{first} [1]"
+    """A generator that answers with the first evidence line of article [1]: grounded by construction."""
+    match = re.search(r"^\[1\] .*\n> (.*)$", messages[-1]["content"], re.MULTILINE)
+    return f"{match.group(1)} [1]" if match else ""
+
+
+def test_fact_recall_counts_the_reference_facts_found():
+    assert fact_recall("The link is valid for 60 minutes [1].", "Valid for 60 minutes, and only once.") == 0.5
+    assert fact_recall("Open the app.", "Open the app.") is None  # nothing checkable to recall
 
 
 def test_text_metrics():
@@ -36,6 +41,7 @@ def test_eval_answers_keys_records_and_the_abstention_trade_off(settings):
     summary, records = evaluate_answers(manager, items, progress=False)
     assert list(summary)[: len(KEYS)] == KEYS and "before_check" in summary
     assert summary["n"] == 10 and summary["n_unanswerable"] == 3 and summary["groundedness"] == 1.0
+    assert summary["wrong_fact_rate"] is not None and summary["first_sentence_p50_s"] is not None
     record = records[0]
     assert {"id", "question", "answer", "decision", "abstained", "escalated", "fallback", "cited_doc_ids",
             "passages", "latency_s"} <= set(record)

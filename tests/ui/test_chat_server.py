@@ -29,7 +29,7 @@ def served_with_keys(make_manager, settings):
 
 
 def serve(make_manager, settings):
-    manager = make_manager(reply="Open the app and tap Forgot password? to get a reset link.")
+    manager = make_manager(reply="Open the Northwind Home app and tap Forgot password on the sign-in screen [1].")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_server(settings, manager), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -55,7 +55,8 @@ def test_chat_streams_cites_stores_feedback_and_escalates(served):
 
     url, manager = served
     client = Client(url, verbose=False)
-    job = client.submit("How do I reset my password?", [], api_name="/chat")  # session state lives on the server
+    # session state lives on the server
+    job = client.submit("How do I reset my Northwind password?", [], api_name="/chat")
     outputs = list(job)
     assert len(outputs) >= 3  # streamed: several partial updates before the final one
     box, chat = job.result()
@@ -71,7 +72,7 @@ def test_chat_streams_cites_stores_feedback_and_escalates(served):
     assert [m.role for m in rows] == ["user", "assistant"]
     assert f"[{rows[1].citations[0]['title']}](https://help.northwind.example/" in answer_text
 
-    assert client.predict(rows[1].id, -1, api_name="/feedback") == "ok"
+    assert client.predict(conversation.id, rows[1].id, -1, api_name="/feedback") == "ok"
     assert [f.rating for f in manager.store.feedback(rows[1].id)] == [-1]
 
     chat = client.predict(chat, api_name="/talk_to_human")

@@ -1,0 +1,73 @@
+"""CheckedStream: only complete, checked, non-repeated sentences of a draft reach the customer."""
+
+import re
+
+from assistant.dialogue.checked_stream import CheckedStream
+from assistant.dialogue.grounding import GroundingChecker
+
+EVIDENCE = ("A reset link is valid for 60 minutes and can be used once.\n"
+            "Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+            "Enter your email address and tap Send reset link.")
+
+
+def pieces(draft):
+    """The draft cut as a model streams it: a word and its trailing space at a time."""
+    return iter(re.findall(r"\S+\s*", draft))
+
+
+def released(draft, **options):
+    """(what the customer is shown, the stream's report) for a whole draft."""
+    stream = CheckedStream(GroundingChecker([EVIDENCE], contexts=["Reset your password"]), **options)
+    shown = [*stream.feed(pieces(draft)), *stream.finish()]
+    return "".join(shown), stream.report
+
+
+def test_a_looping_draft_shows_each_sentence_once_and_stops():
+    stream = CheckedStream(GroundingChecker([EVIDENCE]))
+    draft = pieces("A reset link is valid for 60 minutes. " * 20)
+    shown = [*stream.feed(draft), *stream.finish()]
+    assert shown == ["A reset link is valid for 60 minutes."]
+    assert stream.report.stopped == "loop" and next(draft, None) is not None  # the model was cut off
+
+
+def test_table_rows_and_a_sentence_cut_off_at_the_end_are_held_back():
+    text, report = released("| Premium | $11.99/month |\nA reset link is valid for 60 minutes [1]. "
+                            "Then open the email and tap")
+    assert text == "A reset link is valid for 60 minutes." and report.removed == 2
+
+
+def test_citation_markers_or_a_list_number_alone_release_nothing():
+    for draft in ["[1] [2]", "[1].", "2.", "1. [1]"]:
+        text, report = released(draft)
+        assert text == "" and report.shown == [], draft
+
+
+def test_surviving_list_items_are_renumbered_on_their_own_lines():
+    text, report = released("1. Enter your email address and tap Send reset link [1].\n"
+                            "2. Pay our CEO $5 for a faster reset.\n"
+                            "3. A reset link is valid for 60 minutes [1].")
+    assert text == ("1. Enter your email address and tap Send reset link.\n"
+                    "2. A reset link is valid for 60 minutes.")
+    assert report.removed == 1 and report.articles == [0]
+
+
+def test_an_unsupported_sentence_never_appears():
+    text, report = released("A reset link is valid for 60 minutes [1]. Each reset costs $4.99 and works for 9 years.")
+    assert text == "A reset link is valid for 60 minutes."
+    assert report.before == 0.5 and report.after == 1.0 and report.removed == 1
+
+
+def test_a_bare_yes_followed_by_an_unsupported_claim_releases_nothing():
+    assert released("Yes. The reset link also works with Google Home.")[0] == ""
+    assert released("Yes.")[0] == ""
+    assert released("Yes. A reset link is valid for 60 minutes.")[0] == "Yes. A reset link is valid for 60 minutes."
+
+
+def test_a_question_mark_inside_a_label_does_not_cut_the_sentence():
+    sentence = "Open the app and tap Forgot password? on the sign-in screen."
+    _, report = released(sentence)
+    assert [shown.strip() for shown, _ in report.shown] == [sentence]  # checked whole, not "on the sign-in screen."
+    text, _ = released("1. Open the app and tap Forgot password? on the sign-in screen.\n"
+                       "2. Enter your email address and tap Send reset link.")
+    assert text == ("1. Open the app and tap Forgot password? on the sign-in screen.\n"
+                    "2. Enter your email address and tap Send reset link.")

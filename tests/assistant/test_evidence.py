@@ -1,0 +1,106 @@
+"""Evidence: the units of an article, and which of them answer a question (no model: a keyword embedder)."""
+
+import numpy as np
+
+from assistant.dialogue.evidence import EvidenceConfig, EvidenceRanker, extract_answer, units_of_chunk
+from knowledge import Chunk, Hit
+
+KEYWORDS = ["send", "refund", "ship", "bitcoin"]
+
+
+def keyword_embed(texts):
+    """One direction per keyword, plus a small shared one so no vector is zero; L2-normalised."""
+    rows = [[text.lower().count(word) for word in KEYWORDS] + [0.1] for text in texts]
+    vectors = np.array(rows, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def chunk(text, doc_id="plans/comparison", title="Compare plans", section="", position=0):
+    return Chunk(f"{doc_id}#{position}", doc_id, title, text, source=f"https://help.example/{doc_id}",
+                 position=position, section=section)
+
+
+def hit(doc_id, title):
+    return Hit(doc_id, f"{doc_id}#0", title, "", f"https://help.example/{doc_id}", 1.0, 0.5)
+
+
+RESET = chunk("If you forgot your password, you can set a new one.\n\n"
+              "1. Open the app and tap Forgot password.\n"
+              "2. Enter your email and tap Send reset link.\n"
+              "3. Open the email and choose a new password.\n\n"
+              "The link is valid for 60 minutes.", "accounts/reset", "Reset your password", "Steps")
+REFUNDS = chunk("Refunds are issued within 5 business days.", "billing/refunds", "Refunds")
+PARCELS = chunk("A refund for a lost parcel is sent after the shipping check.", "shipping/lost", "Lost parcels")
+
+
+def test_table_rows_become_sentences():
+    matrix = chunk("| | Plus | Premium |\n|---|---|---|\n| Monthly price | $4.99/month | $11.99/month |")
+    assert [u.text for u in units_of_chunk(matrix)] == [
+        "Plus monthly price: $4.99/month.", "Premium monthly price: $11.99/month."]
+    listed = chunk("| Plan | Monthly | Yearly |\n|---|---|---|\n| Premium | $11.99/month | $119.99/year |")
+    [row] = units_of_chunk(listed)
+    assert row.kind == "row" and row.text == "Premium: monthly $11.99/month; yearly $119.99/year."
+
+
+def test_numbered_list_is_one_group_of_steps_in_order():
+    steps = [u for u in units_of_chunk(RESET) if u.kind == "step"]
+    assert [u.text for u in steps] == ["Open the app and tap Forgot password.",
+                                       "Enter your email and tap Send reset link.",
+                                       "Open the email and choose a new password."]
+    assert len({u.group for u in steps}) == 1 and [u.order for u in steps] == sorted(u.order for u in steps)
+
+
+def test_code_blocks_and_headings_are_never_evidence():
+    code = chunk("Run this:\n```\ncurl https://api.example/v1/reset --data 'x=1'\n```\nThen wait 5 minutes.")
+    assert [u.text for u in units_of_chunk(code)] == ["Run this:", "Then wait 5 minutes."]
+    assert units_of_chunk(chunk("# Plans\n\n## Prices\n### Monthly")) == []
+
+
+def test_one_huge_line_is_split_into_bounded_units():
+    huge = chunk(" ".join(["cameras"] * 2_000))
+    units = units_of_chunk(huge)
+    assert len(units) > 1 and all(len(u.text) <= 400 for u in units)
+    assert sum(len(u.text.split()) for u in units) == 2_000
+
+
+def test_a_winning_step_brings_its_whole_procedure_in_order():
+    ranker = EvidenceRanker([RESET, REFUNDS], keyword_embed)
+    evidence = ranker.select("How do I send the link?", [hit("accounts/reset", "Reset your password")])
+    assert [e.unit.text for e in evidence.of_article(1)] == [
+        "Open the app and tap Forgot password.", "Enter your email and tap Send reset link.",
+        "Open the email and choose a new password."]
+    assert len(evidence.items) == 3  # each step once; the intro and the 60 minutes are off the question
+    assert extract_answer(evidence) == ("1. Open the app and tap Forgot password.\n"
+                                        "2. Enter your email and tap Send reset link.\n"
+                                        "3. Open the email and choose a new password.", 1)
+
+
+def test_only_articles_within_the_margin_are_kept():
+    ranker = EvidenceRanker([REFUNDS, PARCELS], keyword_embed)
+    hits = [hit("billing/refunds", "Refunds"), hit("shipping/lost", "Lost parcels")]
+    evidence = ranker.select("When do I get my refund?", hits)
+    assert [a.doc_id for a in evidence.articles] == ["billing/refunds"]
+    assert evidence.texts() == ["Refunds are issued within 5 business days."]
+    both = EvidenceRanker([REFUNDS, PARCELS], keyword_embed, EvidenceConfig(margin=0.5, article_margin=0.5))
+    assert [a.doc_id for a in both.select("When do I get my refund?", hits).articles] == [
+        "billing/refunds", "shipping/lost"]
+
+
+def test_nothing_close_enough_gives_an_empty_evidence_set():
+    ranker = EvidenceRanker([RESET, REFUNDS], keyword_embed, EvidenceConfig(min_score=0.5))
+    evidence = ranker.select("Can I pay in bitcoin?", [hit("billing/refunds", "Refunds"),
+                                                      hit("accounts/reset", "Reset your password")])
+    assert not evidence and evidence.articles == [] and evidence.best_score < 0.5
+    assert extract_answer(evidence) is None
+    assert ranker.foreign_terms("Can I pay in bitcoin?") >= {"bitcoin"}
+
+
+def test_a_list_kept_once_even_when_its_introduction_is_kept_too():
+    locked = chunk("Send it now, send it later or ship it: you have two options:\n"
+                   "1. Wait and tap Send code again.\n2. Open the app and choose a new code.",
+                   "accounts/locked", "Locked account")
+    evidence = EvidenceRanker([locked], keyword_embed).select("How do I send a code?",
+                                                              [hit("accounts/locked", "Locked account")])
+    texts = [e.unit.text for e in evidence.items]
+    assert len(texts) == len(set(texts)) == 3
+    assert extract_answer(evidence) == ("1. Wait and tap Send code again.\n2. Open the app and choose a new code.", 1)
