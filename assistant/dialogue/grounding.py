@@ -4,7 +4,8 @@ Support test for one sentence (the README quotes it). The sentence is checked ag
 evidence (see evidence.py: only the units of the retrieved articles that answer the question, never
 whole documents); against the evidence of the article it cites with [n], or all of it when it cites none:
 1. Every fact in it — numbers (digits or number words), prices, percentages, time windows, URLs,
-   e-mail addresses — occurs as a whole token among the facts of that evidence.
+   e-mail addresses — occurs as a whole token among the facts of that evidence, and in one of the two
+   evidence units that share most words with the sentence (a fact is not borrowed from another topic).
 2. Every name in it (a capitalised word or phrase inside the sentence: "Google Home", "Bitcoin"; a
    quoted or bold label: "Reset Password") occurs in that evidence: "Yes, the doorbell works with
    Google Home" fails when no evidence names Google Home.
@@ -92,6 +93,7 @@ class _Article:
     text: str
     units: tuple[str, ...]
     unit_words: tuple[frozenset[str], ...]
+    unit_facts: tuple[frozenset[str], ...]
 
 
 def _article(evidence: str, context: str = "") -> _Article:
@@ -100,7 +102,7 @@ def _article(evidence: str, context: str = "") -> _Article:
     heading = content_words(context)
     unit_words = tuple(frozenset(content_words(u) | heading) for u in units)
     return _Article(frozenset(fact_tokens(evidence)), frozenset(heading), f"{context} {' '.join(units)}".lower(),
-                    units, unit_words)
+                    units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units))
 
 
 class GroundingChecker:
@@ -129,6 +131,8 @@ class GroundingChecker:
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()
         missing = tuple(sorted(facts - known))
         unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in candidates)]
+        if not missing and facts:
+            missing = tuple(sorted(facts - self._facts_near(words, candidates)))
         if missing or unnamed or not candidates or _ABOUT_ITSELF.search(sentence):
             return SentenceCheck(sentence, True, False, missing + tuple(unnamed))
         overlap, best, unit = max(((len(words & u) / len(words) if words else 1.0, i, j)
@@ -142,6 +146,13 @@ class GroundingChecker:
                 negated(words) == negated(set(self.articles[article].unit_words[unit])):
             return SentenceCheck(sentence, True, True, (), article)
         return SentenceCheck(sentence, True, False)
+
+    def _facts_near(self, words: set[str], candidates: Sequence[int], units: int = 2) -> frozenset[str]:
+        """Facts of the `units` evidence units sharing most words with the sentence: a fact must come from what
+        the sentence talks about ("We reply within 30 days" borrows 30 from the return window otherwise)."""
+        ranked = sorted(((len(words & u), i, j) for i in candidates for j, u in enumerate(self.articles[i].unit_words)),
+                        reverse=True)[:units]
+        return frozenset().union(*(self.articles[i].unit_facts[j] for _, i, j in ranked))
 
     def _closest(self, text: str, candidates: Sequence[int]) -> tuple[float, int | None, int | None]:
         """(cosine, article, unit) of the evidence unit closest to `text` among `candidates`."""
