@@ -129,26 +129,26 @@ class RankingWeights:
         return cls(tuple(float(weights[name]) for name in FEATURES))
 
 
-def fit_ranking(queries: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1.0, steps: int = 100
-                ) -> RankingWeights:
-    """Weights maximising the mean over queries of log P(gold) under softmax(features @ w), L2-penalised.
+def fit_ranking(queries: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1.0, steps: int = 100,
+                prior: RankingWeights | None = None) -> RankingWeights:
+    """Weights maximising the mean over queries of log P(gold) under softmax(features @ w), with an L2
+    penalty on their distance from `prior` (zero when None).
 
     `queries` holds (features, is_gold) per dev question; questions with no gold candidate say
     nothing about ranking and are skipped. Newton-like steps use the softmax covariance (positive
     definite with the penalty) as curvature, with a backtracking line search.
     """
-    usable = [(x, y.astype(bool)) for x, y in queries if len(x) and y.any()]
-    if len(usable) < 5:
-        raise KnowledgeError("fitting ranking weights needs at least 5 dev questions whose gold document is found")
+    usable = _usable(queries)
     penalty = l2 / len(usable)
-    weights = np.zeros(len(FEATURES))
-    loss, gradient, curvature = _objective(usable, weights, penalty)
+    centre = np.zeros(len(FEATURES)) if prior is None else np.asarray(prior.weights, dtype=np.float64)
+    weights = centre.copy()
+    loss, gradient, curvature = _objective(usable, weights, penalty, centre)
     for _ in range(steps):
         step = np.linalg.solve(curvature, gradient)
         size = 1.0
         while size > 1e-4:
             trial = weights - size * step
-            trial_loss, trial_gradient, trial_curvature = _objective(usable, trial, penalty)
+            trial_loss, trial_gradient, trial_curvature = _objective(usable, trial, penalty, centre)
             if trial_loss <= loss - 1e-4 * size * gradient @ step:
                 break
             size /= 2
@@ -161,11 +161,28 @@ def fit_ranking(queries: Sequence[tuple[np.ndarray, np.ndarray]], l2: float = 1.
     return RankingWeights(tuple(float(w) for w in weights))
 
 
-def _objective(queries: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.ndarray, penalty: float
-               ) -> tuple[float, np.ndarray, np.ndarray]:
+def scaled_single(queries: Sequence[tuple[np.ndarray, np.ndarray]], name: str) -> RankingWeights:
+    """The single ranking by feature `name`, scaled to the dev likelihood's best (a prior for `fit_ranking`)."""
+    usable = _usable(queries)
+    unit = np.asarray(single_feature(name).weights)
+    scales = np.geomspace(0.3, 300, 25)
+    losses = [_objective(usable, scale * unit, 0.0, unit * 0)[0] for scale in scales]
+    return RankingWeights(tuple(float(w) for w in scales[int(np.argmin(losses))] * unit))
+
+
+def _usable(queries: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    usable = [(x, y.astype(bool)) for x, y in queries if len(x) and y.any()]
+    if len(usable) < 5:
+        raise KnowledgeError("fitting ranking weights needs at least 5 dev questions whose gold document is found")
+    return usable
+
+
+def _objective(queries: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.ndarray, penalty: float,
+               centre: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Mean negative log-likelihood of the gold candidates, its gradient and a positive definite curvature."""
-    loss = penalty / 2 * weights @ weights
-    gradient = penalty * weights
+    offset = weights - centre
+    loss = penalty / 2 * offset @ offset
+    gradient = penalty * offset
     curvature = penalty * np.eye(len(weights))
     scale = 1.0 / len(queries)
     for x, gold in queries:

@@ -1,12 +1,12 @@
 """Fit an index's ranking weights on labelled dev questions and check them against single rankings.
 
 `tune_ranking` gathers each dev question's candidates once, fits weights for a few penalty
-strengths (ranking.fit_ranking), and keeps the one with the best dev MRR among those that rank no
-dev group below the best single ranking (embedding alone or BM25 alone) at hit@1, hit@5 or MRR;
-the default weights of ranking.py compete too. If none qualifies, the best single ranking itself
-is kept, so tuning never makes retrieval worse on its own dev data. The record, with every figure
-it was chosen on, goes in the index card under `ranking`. Fit on a dev split only, never on the
-set you report.
+strengths that pull them towards the best single ranking (ranking.fit_ranking), and keeps the one
+with the best dev MRR among those that rank no dev group below the best single ranking (embedding
+alone or BM25 alone) at hit@1, hit@5 or MRR; the default weights of ranking.py compete too. If
+none qualifies, the best single ranking itself is kept, so tuning never makes retrieval worse on
+its own dev data. The record, with every figure it was chosen on, goes in the index card under
+`ranking`. Fit on a dev split only, never on the set you report.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from knowledge.ranking import DEFAULT_WEIGHTS, RankingWeights, fit_ranking, single_feature
+from knowledge.ranking import DEFAULT_WEIGHTS, RankingWeights, fit_ranking, scaled_single, single_feature
 
-PENALTIES = (0.3, 3.0, 30.0)
+PENALTIES = (0.3, 1.0, 3.0, 10.0, 30.0)
 """L2 strengths tried; the dev figures choose among them."""
 SINGLE_RANKINGS = ("dense", "keyword")
 """Features that alone are the plain embedding and plain BM25 rankings."""
@@ -115,22 +115,29 @@ def tune_ranking(retriever: Any, questions: Sequence[DevQuestion], source: str,
 
 def choose_weights(items: Sequence[_Gathered], source: str, penalties: Sequence[float] = PENALTIES) -> dict[str, Any]:
     """The card record of the best dev MRR among fits (and the default weights) that rank no dev
-    group below a single ranking; the best single ranking when none qualifies."""
+    group below a single ranking; the best single ranking when none qualifies.
+
+    Fits are pulled towards the best single ranking (scaled to the dev likelihood), so a strong
+    penalty gives that ranking back and a weak one trusts the dev data; on equal dev figures the
+    stronger penalty wins.
+    """
     singles = {name: group_figures(items, single_feature(name)) for name in SINGLE_RANKINGS}
-    tried = [(f"fitted, l2={penalty}", fit_ranking([(item.features, item.gold) for item in items], l2=penalty))
+    best_single = max(SINGLE_RANKINGS, key=lambda n: (singles[n]["all"]["mrr"], singles[n]["all"]["hit@5"]))
+    queries = [(item.features, item.gold) for item in items]
+    prior = scaled_single(queries, best_single)
+    tried = [(f"fitted, l2={penalty} towards {best_single}", penalty, fit_ranking(queries, l2=penalty, prior=prior))
              for penalty in penalties]
-    tried.append(("default weights", DEFAULT_WEIGHTS))
+    tried.append(("default weights", -1.0, DEFAULT_WEIGHTS))
     outcomes = []
-    for name, weights in tried:
+    for name, preference, weights in tried:
         figures = group_figures(items, weights)
-        outcomes.append({"name": name, "weights": weights, "dev": figures,
+        outcomes.append({"name": name, "preference": preference, "weights": weights, "dev": figures,
                          "below_single": shortfalls(figures, singles)})
     qualified = [o for o in outcomes if not o["below_single"]]
     if qualified:
-        chosen = max(qualified, key=lambda o: (o["dev"]["all"]["mrr"], o["dev"]["all"]["hit@5"]))
+        chosen = max(qualified, key=lambda o: (o["dev"]["all"]["mrr"], o["dev"]["all"]["hit@5"], o["preference"]))
         kind = chosen["name"]
     else:
-        best_single = max(SINGLE_RANKINGS, key=lambda n: (singles[n]["all"]["mrr"], singles[n]["all"]["hit@5"]))
         chosen = {"weights": single_feature(best_single), "dev": singles[best_single]}
         kind = f"single ranking {best_single} (no fit ranked every dev group at least as well)"
     return {

@@ -4,7 +4,7 @@ import pytest
 from knowledge import Document, KnowledgeError
 from knowledge.embedder import HashEmbedder
 from knowledge.index import KnowledgeIndex
-from knowledge.ranking import FEATURES, RankingWeights, fit_ranking, single_feature
+from knowledge.ranking import FEATURES, RankingWeights, fit_ranking, scaled_single, single_feature
 from knowledge.retriever import Retriever, RetrieverConfig
 from knowledge.tuning import DevQuestion, tune_ranking
 
@@ -35,19 +35,35 @@ def _dev_questions():
     ]
 
 
-def test_fit_learns_which_feature_marks_the_gold_candidate():
-    rng = np.random.default_rng(0)
+def _keyword_marks_gold(seed, questions, noise=0.3, candidates=8):
+    """Random candidate features where the gold candidate is (nearly) the one with the highest keyword feature."""
+    rng = np.random.default_rng(seed)
     queries = []
-    for _ in range(60):
-        features = rng.normal(size=(8, len(FEATURES)))
-        gold = np.zeros(8, dtype=bool)
-        gold[np.argmax(features[:, FEATURES.index("keyword")] + 0.3 * rng.normal(size=8))] = True
+    for _ in range(questions):
+        features = rng.normal(size=(candidates, len(FEATURES)))
+        gold = np.zeros(candidates, dtype=bool)
+        gold[np.argmax(features[:, FEATURES.index("keyword")] + noise * rng.normal(size=candidates))] = True
         queries.append((features, gold))
+    return queries
+
+
+def test_fit_learns_which_feature_marks_the_gold_candidate():
+    queries = _keyword_marks_gold(0, 60)
     weights = fit_ranking(queries, l2=0.1)
     learned = dict(zip(FEATURES, weights.weights, strict=True))
     assert learned["keyword"] == max(learned.values()) and learned["keyword"] > 1.0
     hits = [gold[np.argmax(weights.score(features))] for features, gold in queries]
     assert np.mean(hits) > 0.8
+
+
+def test_a_strong_penalty_keeps_the_prior_a_weak_one_trusts_the_data():
+    queries = _keyword_marks_gold(1, 40, noise=0.0)
+    prior = scaled_single(queries, "dense")
+    assert prior.weights[0] > 0 and not any(prior.weights[1:])  # FEATURES[0] is "dense"
+    kept = fit_ranking(queries, l2=1e6, prior=prior)
+    assert np.allclose(kept.weights, prior.weights, atol=1e-2)
+    learned = fit_ranking(queries, l2=0.1, prior=prior)
+    assert int(np.argmax(learned.weights)) == FEATURES.index("keyword")
 
 
 def test_fit_needs_questions_whose_gold_was_found():
