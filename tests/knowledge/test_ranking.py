@@ -110,3 +110,10 @@ def test_query_history_turns_sets_how_many_user_turns_join_the_query():
         "third", history) == "second third"
     assert Retriever(index, HashEmbedder(), RetrieverConfig(query_history_turns=0)).conversational_query(
         "third", history) == "third"
+
+
+def test_too_few_dev_questions_fit_nothing_but_still_choose_weights():
+    retriever = Retriever(KnowledgeIndex.build(DOCS, HashEmbedder()), HashEmbedder())
+    record = tune_ranking(retriever, _dev_questions()[:2], "tiny.jsonl")
+    assert [t["name"] for t in record["tried"]] == ["default weights"]
+    assert record["chosen"] == "default weights" or record["chosen"].startswith("single ranking")
