@@ -43,11 +43,17 @@ def open_index(settings: Settings, embedder: Embedder, index: str | None = None)
 
 
 def calibrate_index(retriever: Retriever, devset: Path) -> dict:
-    """Fit the retriever's confidence on a labelled dev set (stored in the index card when saved)."""
+    """Fit the retriever's ranking weights, then its confidence, on a labelled dev set (stored in the
+    index card when saved); the confidence record is returned."""
     from assistant.evaluation.testsets import load_testset
     from knowledge.calibration import calibrate
+    from knowledge.tuning import DevQuestion, tune_ranking
 
     items = load_testset(devset, retriever.index.document_hashes)
+    ranking = tune_ranking(retriever, [DevQuestion(i.question, frozenset(i.gold_doc_ids), i.history, i.group or "all")
+                                       for i in items if i.answerable and i.gold_doc_ids], str(devset))
+    log.info("ranking weights from %s: %s; dev hit@5 %.3f, mrr %.3f", devset.name, ranking["chosen"],
+             ranking["dev"]["all"]["hit@5"], ranking["dev"]["all"]["mrr"])
     record = calibrate(retriever, [(i.question, i.history, i.answerable) for i in items], str(devset))
     log.info("calibrated confidence on %s: midpoint=%.3f slope=%.1f dev_accuracy=%.3f", devset.name,
              record["midpoint"], record["slope"], record["dev_accuracy"])
@@ -55,10 +61,9 @@ def calibrate_index(retriever: Retriever, devset: Path) -> dict:
 
 
 def open_retriever(settings: Settings, embedder: Embedder | None = None, index: str | None = None) -> Retriever:
-    """The hybrid retriever over the configured index, with the configured fusion weights."""
+    """The hybrid retriever over the configured index, ranking with the weights fitted for it."""
     embedder = embedder or load_embedder(settings.embedder)
-    config = RetrieverConfig(dense_weight=settings.dense_weight, keyword_weight=settings.keyword_weight)
-    return Retriever(open_index(settings, embedder, index), embedder, config)
+    return Retriever(open_index(settings, embedder, index), embedder, RetrieverConfig())
 
 
 def chunking(settings: Settings) -> ChunkingConfig:

@@ -71,10 +71,6 @@ class Settings(BaseSettings):
     """Discourages the small default model's loops; higher values make it invent more (measured on the demo)."""
     retrieval_k: int = Field(default=3, ge=1, le=20)
     """Passages placed in the prompt."""
-    dense_weight: float = Field(default=1.0, ge=0.0)
-    """Weight of embedding search in hybrid retrieval (reciprocal rank fusion)."""
-    keyword_weight: float = Field(default=1.0, ge=0.0)
-    """Weight of BM25 keyword search in hybrid retrieval."""
     chunk_tokens: int = Field(default=200, ge=16, le=512)
     """Largest chunk of a new index, in embedder tokens."""
     chunk_overlap_tokens: int = Field(default=40, ge=0, le=256)

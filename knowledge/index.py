@@ -274,6 +274,20 @@ class KnowledgeIndex:
         """Cosine similarity of one stored chunk to a query vector."""
         return float(self.dense.reconstruct(self.vector_ids[position]) @ vector)
 
+    def vectors(self, positions: Sequence[int]) -> np.ndarray:
+        """The stored (normalised) vectors of the chunks at `positions`, one row each."""
+        if not len(positions):
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        ids = np.array([self.vector_ids[p] for p in positions], dtype=np.int64)
+        return np.asarray(self.dense.reconstruct_batch(ids), dtype=np.float32).reshape(len(ids), self.dimension)
+
+    def keyword_all_scores(self, text: str) -> np.ndarray:
+        """The BM25 score of every chunk for `text` (zeros when it has no searchable word), by position."""
+        tokens = keyword_tokens([text])[0]
+        if not tokens:
+            return np.zeros(len(self.chunks), dtype=np.float32)
+        return np.asarray(self.keyword.get_scores(tokens), dtype=np.float32)
+
     def keyword_scores(self, text: str, positions: Sequence[int]) -> list[tuple[int, float]]:
         """BM25 scores of the chunks at `positions`, best first."""
         tokens = keyword_tokens([text])[0]

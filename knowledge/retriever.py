@@ -1,9 +1,12 @@
 """Hybrid, conversation-aware search over a KnowledgeIndex.
 
-Dense (embedding) and keyword (BM25) rankings are fused by reciprocal rank fusion; hits are
+Candidates come from embedding and BM25 search (for the conversational query and for the current
+message alone) and from the entity the conversation is about; a linear ranking over their features
+orders them (ranking.py). Its weights are fitted on dev questions and stored in the index card
+(`assistant kb tune`); an index without them uses the default weights of ranking.py. Hits are
 grouped per document (its best chunk stands for it). `Hit.confidence` is a calibrated estimate
-that the document answers the question, a logistic function of the best dense similarity; the
-abstain decision reads it, never the fused rank score.
+that the document answers the question, a logistic function of the dense similarity; the abstain
+decision reads it, never the ranking score.
 """
 
 from __future__ import annotations
@@ -13,34 +16,42 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from knowledge.documents import Hit
 from knowledge.embedder import Embedder
 from knowledge.entities import EntityTitles
 from knowledge.index import KnowledgeIndex
+from knowledge.ranking import DEFAULT_WEIGHTS, RankingWeights, Signals, candidate_features
 
 
 @dataclass(frozen=True)
 class RetrieverConfig:
-    """Fusion weights, candidate depth and the confidence calibration."""
+    """Candidate depth, conversational query, entity focus and the confidence calibration."""
 
-    dense_weight: float = 1.0
-    """Weight of the dense ranking in reciprocal rank fusion."""
-    keyword_weight: float = 1.0
-    """Weight of the BM25 ranking in reciprocal rank fusion."""
-    rrf_k: int = 60
-    """The RRF constant: larger flattens the difference between ranks."""
     candidates: int = 50
-    """Chunks taken from each ranking before fusion."""
-    history_turns: int = 2
+    """Chunks taken from each ranking (and from the entity in focus) before ranking."""
+    query_history_turns: int = 2
     """Earlier user turns folded into the query of a follow-up question."""
-    focus_weight: float = 20.0
-    """Weight of the rankings restricted to the entity the conversation is about (see entities.py)."""
+    focus: bool = True
+    """Add the chunks of the entity the conversation is about (see entities.py) to the candidates."""
     focus_turns: int = 10
     """How many earlier turns are searched for the entity named last."""
     confidence_midpoint: float = 0.45
     """Dense similarity at which confidence is 0.5, unless the index card holds a fitted calibration."""
     confidence_slope: float = 14.0
     """Steepness of the similarity-to-confidence curve, unless the index card holds a fitted one."""
+    weights: RankingWeights | None = None
+    """Ranking weights that override the index card's (for comparisons); None: the card's, else the default."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's candidate chunks (positions in the index), their raw signals and their features."""
+
+    positions: np.ndarray
+    signals: Signals
+    features: np.ndarray
 
 
 class Retriever:
@@ -62,45 +73,66 @@ class Retriever:
         filters: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """The `k` best documents for `text` in the context of `history`, best first."""
-        query = self.conversational_query(text, history)
-        cfg = self.config
-        depth = len(self.index.chunks) if filters else cfg.candidates  # a selective filter must not starve
-        query_vector = self.embedder.encode([query])
-        [dense] = self.index.dense_search(query_vector, depth)
-        keyword = self.index.keyword_search(query, depth)
-        rankings = [(cfg.dense_weight, dense), (cfg.keyword_weight, keyword)]
-        focus = self.entities.focus(text, history, cfg.focus_turns) if self.entities and cfg.focus_weight else []
-        if focus:  # rank the named entity's own chunks by the current message alone
-            rankings += self._focused_rankings(text, focus)
-        fused: dict[int, float] = {}
-        for weight, ranking in rankings:
-            for rank, (position, _) in enumerate(ranking, start=1):
-                fused[position] = fused.get(position, 0.0) + weight / (cfg.rrf_k + rank)
-        similarity = dict(dense)
-        for position in fused.keys() - similarity.keys():  # found by keywords only
-            similarity[position] = self.index.similarity(position, query_vector[0])
-        best: dict[str, tuple[float, int]] = {}
-        for position, score in fused.items():
-            chunk = self.index.chunks[position]
-            if filters and any(chunk.metadata.get(key) != value for key, value in filters.items()):
-                continue
-            if chunk.doc_id not in best or score > best[chunk.doc_id][0]:
-                best[chunk.doc_id] = (score, position)
-        ranked = sorted(best.values(), key=lambda item: -item[0])[:k]
-        return [self._hit(position, score, similarity[position]) for score, position in ranked]
+        found = self.candidates(text, history, filters)
+        scores = self.weights.score(found.features)
+        best: dict[str, int] = {}
+        for row in np.argsort(-scores, kind="stable"):
+            doc_id = self.index.chunks[found.positions[row]].doc_id
+            if doc_id not in best:
+                best[doc_id] = int(row)
+                if len(best) == k:
+                    break
+        return [self._hit(int(found.positions[row]), float(scores[row]), float(found.signals.dense[row]))
+                for row in best.values()]
 
-    def _focused_rankings(self, text: str, positions: list[int]) -> list[tuple[float, list[tuple[int, float]]]]:
-        vector = self.embedder.encode([text])[0]
-        dense = sorted(((p, self.index.similarity(p, vector)) for p in positions), key=lambda item: -item[1])
-        keyword = [(p, s) for p, s in self.index.keyword_scores(text, positions) if s > 0]
-        weight = self.config.focus_weight
-        return [(weight * self.config.dense_weight, dense[: self.config.candidates]),
-                (weight * self.config.keyword_weight, keyword[: self.config.candidates])]
+    @property
+    def weights(self) -> RankingWeights:
+        """The configured weights, else those fitted for this index (`kb tune`), else the defaults."""
+        if self.config.weights is not None:
+            return self.config.weights
+        fitted = self.index.card.get("ranking")
+        return RankingWeights.from_dict(fitted["weights"]) if fitted else DEFAULT_WEIGHTS
+
+    def candidates(self, text: str, history: Sequence[Mapping[str, str]] = (),
+                   filters: Mapping[str, Any] | None = None) -> Candidates:
+        """Candidate chunks of every ranking for one question, with their features."""
+        cfg, index = self.config, self.index
+        query = self.conversational_query(text, history)
+        vectors = self.embedder.encode([query] if query == text else [query, text])
+        allowed = None
+        if filters:
+            allowed = np.array([all(c.metadata.get(key) == value for key, value in filters.items())
+                                for c in index.chunks], dtype=bool)
+        depth = len(index.chunks) if filters else cfg.candidates  # a selective filter must not starve
+        pool: set[int] = set()
+        for ranking in index.dense_search(vectors, depth):
+            pool.update(_top([p for p, _ in ranking], allowed, cfg.candidates))
+        keyword = index.keyword_all_scores(query)
+        keyword_text = keyword if query == text else index.keyword_all_scores(text)
+        for scores in (keyword, keyword_text):
+            pool.update(_top_scores(scores, allowed, cfg.candidates))
+        focus = self.entities.focus(text, history, cfg.focus_turns) if cfg.focus and self.entities else []
+        focus_set = set(focus)
+        if focus:  # the entity's own chunks, best for the current message by meaning and by words
+            members = np.array([p for p in focus if allowed is None or allowed[p]], dtype=np.int64)
+            if len(members):
+                similarity = index.vectors(members) @ vectors[-1]
+                pool.update(int(p) for p in members[np.argsort(-similarity)[: cfg.candidates]])
+                pool.update(int(p) for p in _top_scores(keyword_text, None, cfg.candidates, members))
+        positions = np.array(sorted(pool), dtype=np.int64)
+        stored = index.vectors(positions)
+        signals = Signals(
+            dense=stored @ vectors[0], dense_text=stored @ vectors[-1],
+            keyword=keyword[positions].astype(np.float64), keyword_text=keyword_text[positions].astype(np.float64),
+            focus=np.array([p in focus_set for p in positions], dtype=bool),
+        )
+        return Candidates(positions, signals, candidate_features(signals, [index.chunks[p] for p in positions]))
 
     def conversational_query(self, text: str, history: Sequence[Mapping[str, str]]) -> str:
         """The current message preceded by the last few user turns, so follow-ups keep their topic."""
+        turns = self.config.query_history_turns
         earlier = [turn["content"] for turn in history if turn.get("role") == "user"]
-        earlier = earlier[-self.config.history_turns :] if self.config.history_turns else []
+        earlier = earlier[-turns:] if turns else []
         return " ".join([*earlier, text]).strip()
 
     def confidence(self, similarity: float) -> float:
@@ -123,3 +155,18 @@ class Retriever:
             metadata=chunk.metadata,
             similarity=similarity,
         )
+
+
+def _top(ranked: list[int], allowed: np.ndarray | None, n: int) -> list[int]:
+    """The first `n` positions of a ranking that pass the filter."""
+    return [p for p in ranked if allowed is None or allowed[p]][:n]
+
+
+def _top_scores(scores: np.ndarray, allowed: np.ndarray | None, n: int, among: np.ndarray | None = None) -> list[int]:
+    """Positions of the `n` highest positive scores (among `among`, passing the filter)."""
+    candidates = np.flatnonzero(scores > 0) if among is None else among[scores[among] > 0]
+    if allowed is not None:
+        candidates = candidates[allowed[candidates]]
+    if len(candidates) > n:
+        candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]
+    return [int(p) for p in candidates]
