@@ -55,11 +55,14 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     chunks_embedded: int = 0
+    kept: list[str] = field(default_factory=list)
+    """Documents missing from the load because their file failed: their indexed version stays."""
 
     def summary(self) -> str:
         """One line for the CLI."""
+        kept = f", {len(self.kept)} kept from files that could not be loaded" if self.kept else ""
         return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-                f"{self.unchanged} unchanged; {self.chunks_embedded} chunks embedded")
+                f"{self.unchanged} unchanged{kept}; {self.chunks_embedded} chunks embedded")
 
 
 class KnowledgeIndex:
@@ -96,6 +99,19 @@ class KnowledgeIndex:
         return len(self.document_hashes)
 
     @property
+    def origins(self) -> dict[str, str]:
+        """The file each document was loaded from, by id (indexes written before 0.x lack it)."""
+        return self.card.setdefault("origins", {})
+
+    def documents_from(self, files: Iterable[str]) -> set[str]:
+        """Ids of indexed documents loaded from `files`, and of those whose file is not recorded."""
+        files = set(files)
+        if not files:
+            return set()
+        origins = self.origins
+        return {doc_id for doc_id in self.document_hashes if origins.get(doc_id, "") in files or doc_id not in origins}
+
+    @property
     def roots(self) -> list[str]:
         """Folders the index was built from (ids of added files are relative to them)."""
         return list(self.card["config"].get("roots", []))
@@ -115,7 +131,7 @@ class KnowledgeIndex:
             config={"embedder": embedder.name, "dimension": embedder.dimension, "chunking": chunking.as_dict(),
                     "index_type": None, "roots": [str(s) for s in sources], "next_vector_id": 0,
                     "dense": asdict(dense or DenseConfig())},
-            documents={},
+            documents={}, origins={},
         )
         empty = new_dense_index(np.zeros((0, embedder.dimension), np.float32), np.zeros(0, np.int64), "flat")
         index = cls([], [], empty, None, card)
@@ -127,9 +143,13 @@ class KnowledgeIndex:
         """When this index switches to IVF and how it is searched."""
         return DenseConfig(**self.card["config"].get("dense", {}))
 
-    def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False
-               ) -> UpdateReport:
-        """Add new and changed documents (only they are embedded); with `remove_missing`, drop the rest."""
+    def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False,
+               keep: Iterable[str] = (), origins: dict[str, str] | None = None) -> UpdateReport:
+        """Add new and changed documents (only they are embedded); with `remove_missing`, drop the rest.
+
+        `keep` names documents never dropped as missing (their file failed to load); `origins`
+        records the file each given document came from.
+        """
         self.check_embedder(embedder)
         documents = list(documents)
         report = UpdateReport()
@@ -144,7 +164,9 @@ class KnowledgeIndex:
                 fresh.append(doc)
             else:
                 report.unchanged += 1
-        gone = set(known) - {doc.id for doc in documents} if remove_missing else set()
+        missing = set(known) - {doc.id for doc in documents} if remove_missing else set()
+        report.kept = sorted(missing & set(keep))
+        gone = missing - set(keep)
         report.removed = sorted(gone)
         self._drop(set(report.changed) | gone)
         chunking = ChunkingConfig(**self.card["config"]["chunking"])
@@ -161,8 +183,10 @@ class KnowledgeIndex:
         report.chunks_embedded = len(new_chunks)
         for doc_id in gone:
             del known[doc_id]
+            self.origins.pop(doc_id, None)
         for doc in fresh:
             known[doc.id] = doc.content_hash
+        self.origins.update(origins or {})
         if not self.chunks:
             raise KnowledgeError("the index would be empty: keep at least one document")
         self._refresh()
@@ -179,6 +203,7 @@ class KnowledgeIndex:
         self._drop(set(doc_ids))
         for doc_id in doc_ids:
             del self.document_hashes[doc_id]
+            self.origins.pop(doc_id, None)
         self._refresh()
         return doc_ids
 
