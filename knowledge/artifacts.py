@@ -37,6 +37,13 @@ def sha256_file(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def folder_checksums(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file in an artifact folder but its card, by POSIX path relative to it."""
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.relative_to(directory).as_posix() != CARD)
+    return {p.relative_to(directory).as_posix(): sha256_file(p) for p in files}
+
+
 def new_card(name: str, kind: str, **fields: Any) -> dict[str, Any]:
     """A card with the common keys of ARCHITECTURE.md; `fields` fill or extend them."""
     card: dict[str, Any] = {
