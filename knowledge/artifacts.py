@@ -1,13 +1,17 @@
 """Self-describing artifact folders: a `card.json` beside the files, written atomically.
 
 Every artifact (model, adapter, classifier, index) is written to a temporary sibling folder that
-is renamed into place, so an interrupted run leaves the previous artifact usable.
+is renamed into place, so an interrupted run leaves the previous artifact usable. The writer holds
+a lock on its temporary folder; the next write removes the folders whose writer is gone (killed
+runs leave them behind, tens of MB each).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 CARD = "card.json"
+log = logging.getLogger(__name__)
 
 
 def package_version() -> str:
@@ -100,15 +105,58 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces `target` in one rename."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    remove_leftovers(target)
+    tmp, held = _new_locked_folder(target)
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        os.close(held)
+
+
+def _new_locked_folder(target: Path) -> tuple[Path, int]:
+    """A new temporary folder beside `target` and a descriptor holding its lock until closed."""
+    import fcntl
+
+    while True:
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        held = os.open(tmp, os.O_RDONLY)
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when this process ends, however it ends
+        try:  # another writer's clean-up may have taken it between mkdir and the lock
+            if os.stat(tmp).st_ino == os.fstat(held).st_ino:
+                return tmp, held
+        except FileNotFoundError:
+            pass
+        os.close(held)
+
+
+def remove_leftovers(target: Path) -> None:
+    """Delete temporary folders of writes to `target` whose writer died, and stale previous versions."""
+    import fcntl
+
+    for folder in target.parent.glob(f".{target.name}.tmp-*"):
+        try:
+            handle = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: its writer is alive
+            log.info("removing %s, left by an interrupted write", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(handle)
+    if target.exists():  # otherwise a previous version is what `recover` brings back
+        for folder in target.parent.glob(f".{target.name}.old-*"):
+            log.info("removing %s, left by an interrupted write", folder)
+            shutil.rmtree(folder, ignore_errors=True)
