@@ -285,3 +285,14 @@ def test_duplicate_csv_ids_name_both_rows(tmp_path: Path):
     report = load_documents([path])
     assert report.documents == []
     assert report.failed == [(str(path), "duplicate document id 'a' on rows 1 and 3")]
+
+
+def test_csv_rows_with_more_cells_than_the_header_are_reported_with_their_row_numbers(tmp_path: Path):
+    path = tmp_path / "faq.csv"
+    path.write_text("question,answer\nHow long do refunds take?,Refunds take 5 days, sometimes 10.\n"
+                    "Do you gift wrap?,Yes.,\n"  # a trailing empty cell cuts nothing
+                    "Where do you ship?,Europe, the US and Canada.\n", encoding="utf-8")
+    report = load_documents([path])
+    assert report.documents == []
+    reason = dict(report.failed)[str(path)]
+    assert "rows 1, 3 have more cells than the header's 2 columns" in reason and "quote" in reason
