@@ -8,6 +8,7 @@ runs leave them behind, tens of MB each).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -15,11 +16,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from knowledge.documents import KnowledgeError
 
 CARD = "card.json"
 log = logging.getLogger(__name__)
@@ -91,8 +94,10 @@ def writing_lock(target: Path) -> Iterator[None]:
     import fcntl
 
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as handle:
+    with ExitStack() as stack:
+        with writable(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle = stack.enter_context(open(target.parent / f".{target.name}.lock", "w"))
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -104,22 +109,53 @@ def writing_lock(target: Path) -> Iterator[None]:
 def atomic_directory(target: Path) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it replaces `target` in one rename."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(target)
-    tmp, held = _new_locked_folder(target)
+    with writable(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(target)
+        tmp, held = _new_locked_folder(target)
     try:
         try:
-            yield tmp
+            with writable(target):
+                yield tmp
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
+        with writable(target):
+            if target.exists():
+                target.rename(old)
+            tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         os.close(held)
+
+
+@contextmanager
+def writable(target: Path) -> Iterator[None]:
+    """Turn a failed write into one line that names the cause and the fix (the previous version stays)."""
+    try:
+        yield
+    except OSError as err:
+        raise KnowledgeError(
+            f"cannot write {target}: {_write_problem(target, err)}; the previous version (if any) is unchanged. "
+            "Make that folder writable or write elsewhere (ASSISTANT_DATA_DIR for the data dir, --index PATH "
+            "for an index)") from err
+
+
+def _write_problem(target: Path, err: OSError) -> str:
+    """What stopped a write, in words: a file where a folder should be, a read-only disk, permissions."""
+    if err.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocking = next((p for p in (target, *target.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            return f"{blocking} is a file, not a folder"
+    where = Path(err.filename).parent if err.filename else target.parent  # the folder that refused it
+    if err.errno == errno.EROFS:
+        return f"{where} is on a read-only file system"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to write in {where}"
+    if err.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return f"{err.strerror or err} ({where})"
 
 
 def _new_locked_folder(target: Path) -> tuple[Path, int]:

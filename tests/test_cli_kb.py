@@ -1,7 +1,13 @@
 """`assistant kb ...` when files, indexes or folders are bad: a clear line and exit status 2, data kept."""
 
 import json
+import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from tests.test_cli import assistant
 
@@ -48,3 +54,40 @@ def test_a_damaged_index_is_named_with_the_fix_and_kb_build_repairs_it(tmp_path:
     assert assistant("kb", "build", str(root), "--index", str(index), env=ENV).returncode == 0
     found = assistant("kb", "search", "refunds", "-k", "1", "--json", "--index", str(index), env=ENV)
     assert json.loads(found.stdout)["hits"][0]["doc_id"] == "refunds"
+
+
+def unwritable_cases(tmp_path: Path) -> list[tuple[list[str], dict]]:
+    """Places that cannot be written even by root: a path below a regular file."""
+    (tmp_path / "afile").write_text("not a folder")
+    return [(["--index", str(tmp_path / "afile" / "idx")], {}),
+            ([], {"ASSISTANT_DATA_DIR": str(tmp_path / "afile" / "data")})]
+
+
+def test_kb_build_where_nothing_can_be_written_is_one_clear_line(tmp_path: Path):
+    root = tmp_path / "kb"
+    root.mkdir()
+    (root / "refunds.md").write_text("# Refunds\n\nRefunds take 5 days.", encoding="utf-8")
+    for args, env in unwritable_cases(tmp_path):
+        result = assistant("kb", "build", str(root), *args, env={**ENV, **env})
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"{tmp_path / 'afile'} is a file, not a folder" in lines[0]
+        assert "ASSISTANT_DATA_DIR" in lines[0] and "--index" in lines[0]
+
+
+def test_kb_build_into_a_read_only_folder_is_one_clear_line(tmp_path: Path):
+    """A read-only bind mount in a private mount namespace: refused even to root, gone with the process."""
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot make a private mount namespace here")
+    folder, root = tmp_path / "readonly", tmp_path / "kb"
+    folder.mkdir()
+    root.mkdir()
+    (root / "refunds.md").write_text("# Refunds\n\nRefunds take 5 days.", encoding="utf-8")
+    build = [sys.executable, "-m", "assistant.cli", "kb", "build", str(root), "--index", str(folder / "idx")]
+    script = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} && {shlex.join(build)}"
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **ENV})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"error: cannot write {folder / 'idx'}: {folder} is on a read-only file system" in result.stderr
+    assert not (folder / "idx").exists()
