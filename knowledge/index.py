@@ -103,7 +103,7 @@ class KnowledgeIndex:
 
     @property
     def origins(self) -> dict[str, str]:
-        """The file each document was loaded from, by id (indexes written before 0.x lack it)."""
+        """The file each document was loaded from, by id (indexes written by earlier versions lack it)."""
         return self.card.setdefault("origins", {})
 
     def documents_from(self, files: Iterable[str]) -> set[str]:
