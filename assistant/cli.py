@@ -23,6 +23,8 @@ app.add_typer(eval_app, name="eval")
 log = logging.getLogger("assistant.cli")
 
 IndexOption = Annotated[str | None, typer.Option("--index", help="Index name under the data dir, or a path.")]
+SkipBadOption = Annotated[bool, typer.Option(
+    "--skip-bad", help="Go on when a file fails to load; its documents keep the version already indexed.")]
 
 
 def _settings(**overrides):
@@ -100,6 +102,8 @@ def _report_update(target: Path, index, report, loaded) -> None:
     typer.echo(f"{target}: {report.summary()}; now {index.document_count} documents, {len(index.chunks)} chunks")
     for path, reason in loaded.skipped:
         typer.echo(f"skipped {path}: {reason}", err=True)
+    for path, reason in loaded.failed:
+        typer.echo(f"not loaded {path}: {reason} (the indexed version, if any, was kept)", err=True)
 
 
 @kb_app.command("build")
@@ -110,6 +114,7 @@ def kb_build(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-embed everything instead of refreshing.")] = False,
     chunk_tokens: Annotated[int | None, typer.Option(help="Largest chunk, in embedder tokens.")] = None,
     overlap_tokens: Annotated[int | None, typer.Option(help="Tokens shared by neighbouring chunks.")] = None,
+    skip_bad: SkipBadOption = False,
 ) -> None:
     """Build an index, or refresh it: only new or changed documents are embedded, removed ones dropped."""
     from assistant.bootstrap import chunking, index_path
@@ -120,13 +125,14 @@ def kb_build(
                          chunk_overlap_tokens=overlap_tokens)
     target = index_path(settings)
     _report_update(target, *build_index(paths, target, load_embedder(settings.embedder), rebuild=rebuild,
-                                        chunking=chunking(settings)))
+                                        chunking=chunking(settings), skip_bad=skip_bad))
 
 
 @kb_app.command("add")
 def kb_add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to add or refresh.")],
     index: IndexOption = None,
+    skip_bad: SkipBadOption = False,
 ) -> None:
     """Add or refresh documents in an existing index (ids relative to the root it was built from)."""
     from assistant.bootstrap import index_path
@@ -135,7 +141,7 @@ def kb_add(
 
     settings = _settings(index=index)
     target = index_path(settings)
-    _report_update(target, *add_to_index(paths, target, load_embedder(settings.embedder)))
+    _report_update(target, *add_to_index(paths, target, load_embedder(settings.embedder), skip_bad=skip_bad))
 
 
 @kb_app.command("remove")

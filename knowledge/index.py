@@ -1,7 +1,9 @@
 """The persisted knowledge index: chunks, a FAISS dense index and a BM25 keyword index.
 
 Layout of an index folder: `card.json` (embedder, dimension, chunking, per-document content
-hashes), `chunks.jsonl` (one chunk per line with its vector id), `dense.faiss`, `bm25/`. Both
+hashes and source files, a SHA-256 of every other file), `chunks.jsonl` (one chunk per line with
+its vector id, in vector-id order), `dense.faiss`, `bm25/`. Loading checks the card and the
+checksums, so a damaged file is named instead of answering from the wrong article. Both
 indexes are built once and loaded, never rebuilt per query. Updates re-embed only new or changed
 documents (by content hash) and delete the chunks of removed ones; the BM25 index is rebuilt
 from the stored chunk texts, which needs no embedding.
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from knowledge.artifacts import CARD, atomic_directory, new_card, read_card, recover, write_card
+from knowledge.artifacts import CARD, atomic_directory, folder_checksums, new_card, read_card, recover, write_card
 from knowledge.chunking import ChunkingConfig, chunk_documents
 from knowledge.dense import DenseConfig, all_vectors, dense_kind, new_dense_index
 from knowledge.documents import Chunk, Document, KnowledgeError
@@ -31,6 +33,7 @@ CHUNKS_FILE = "chunks.jsonl"
 DENSE_FILE = "dense.faiss"
 KEYWORD_DIR = "bm25"
 INDEX_FILES = (CARD, CHUNKS_FILE, DENSE_FILE, KEYWORD_DIR)
+CARD_CONFIG_KEYS = ("embedder", "dimension", "chunking", "next_vector_id")
 
 
 def _bm25s() -> Any:
@@ -55,11 +58,14 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     chunks_embedded: int = 0
+    kept: list[str] = field(default_factory=list)
+    """Documents missing from the load because their file failed: their indexed version stays."""
 
     def summary(self) -> str:
         """One line for the CLI."""
+        kept = f", {len(self.kept)} kept from files that could not be loaded" if self.kept else ""
         return (f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-                f"{self.unchanged} unchanged; {self.chunks_embedded} chunks embedded")
+                f"{self.unchanged} unchanged{kept}; {self.chunks_embedded} chunks embedded")
 
 
 class KnowledgeIndex:
@@ -96,6 +102,19 @@ class KnowledgeIndex:
         return len(self.document_hashes)
 
     @property
+    def origins(self) -> dict[str, str]:
+        """The file each document was loaded from, by id (indexes written by earlier versions lack it)."""
+        return self.card.setdefault("origins", {})
+
+    def documents_from(self, files: Iterable[str]) -> set[str]:
+        """Ids of indexed documents loaded from `files`, and of those whose file is not recorded."""
+        files = set(files)
+        if not files:
+            return set()
+        origins = self.origins
+        return {doc_id for doc_id in self.document_hashes if origins.get(doc_id, "") in files or doc_id not in origins}
+
+    @property
     def roots(self) -> list[str]:
         """Folders the index was built from (ids of added files are relative to them)."""
         return list(self.card["config"].get("roots", []))
@@ -115,7 +134,7 @@ class KnowledgeIndex:
             config={"embedder": embedder.name, "dimension": embedder.dimension, "chunking": chunking.as_dict(),
                     "index_type": None, "roots": [str(s) for s in sources], "next_vector_id": 0,
                     "dense": asdict(dense or DenseConfig())},
-            documents={},
+            documents={}, origins={},
         )
         empty = new_dense_index(np.zeros((0, embedder.dimension), np.float32), np.zeros(0, np.int64), "flat")
         index = cls([], [], empty, None, card)
@@ -127,9 +146,13 @@ class KnowledgeIndex:
         """When this index switches to IVF and how it is searched."""
         return DenseConfig(**self.card["config"].get("dense", {}))
 
-    def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False
-               ) -> UpdateReport:
-        """Add new and changed documents (only they are embedded); with `remove_missing`, drop the rest."""
+    def update(self, documents: Iterable[Document], embedder: Embedder, *, remove_missing: bool = False,
+               keep: Iterable[str] = (), origins: dict[str, str] | None = None) -> UpdateReport:
+        """Add new and changed documents (only they are embedded); with `remove_missing`, drop the rest.
+
+        `keep` names documents never dropped as missing (their file failed to load); `origins`
+        records the file each given document came from.
+        """
         self.check_embedder(embedder)
         documents = list(documents)
         report = UpdateReport()
@@ -144,7 +167,9 @@ class KnowledgeIndex:
                 fresh.append(doc)
             else:
                 report.unchanged += 1
-        gone = set(known) - {doc.id for doc in documents} if remove_missing else set()
+        missing = set(known) - {doc.id for doc in documents} if remove_missing else set()
+        report.kept = sorted(missing & set(keep))
+        gone = missing - set(keep)
         report.removed = sorted(gone)
         self._drop(set(report.changed) | gone)
         chunking = ChunkingConfig(**self.card["config"]["chunking"])
@@ -161,8 +186,10 @@ class KnowledgeIndex:
         report.chunks_embedded = len(new_chunks)
         for doc_id in gone:
             del known[doc_id]
+            self.origins.pop(doc_id, None)
         for doc in fresh:
             known[doc.id] = doc.content_hash
+        self.origins.update(origins or {})
         if not self.chunks:
             raise KnowledgeError("the index would be empty: keep at least one document")
         self._refresh()
@@ -179,6 +206,7 @@ class KnowledgeIndex:
         self._drop(set(doc_ids))
         for doc_id in doc_ids:
             del self.document_hashes[doc_id]
+            self.origins.pop(doc_id, None)
         self._refresh()
         return doc_ids
 
@@ -227,6 +255,7 @@ class KnowledgeIndex:
                     handle.write(json.dumps({**asdict(chunk), "vector_id": vector_id}, ensure_ascii=False) + "\n")
             faiss.write_index(self.dense, str(tmp / DENSE_FILE))
             self.keyword.save(str(tmp / KEYWORD_DIR), show_progress=False)
+            self.card["checksums"] = folder_checksums(tmp)
             write_card(tmp, self.card)
         log.info("saved index with %d chunks to %s", len(self.chunks), path)
 
@@ -238,14 +267,16 @@ class KnowledgeIndex:
         bm25s = _bm25s()
         path = Path(path)
         recover(path)
-        fix = f"rebuild it with `assistant kb build PATH... --index {path}`"
+        fix = _rebuild_hint(path)
         if not path.is_dir():
             raise KnowledgeError(f"no knowledge index at {path}: {fix}")
         missing = [name for name in INDEX_FILES if not (path / name).exists()]
         if missing:
             raise KnowledgeError(f"knowledge index at {path} is incomplete (missing {', '.join(missing)}): {fix}")
+        card = _checked_card(path)
+        fix = _rebuild_hint(path, card)
+        _verify_checksums(path, card, fix)
         try:
-            card = read_card(path)
             chunks, vector_ids = [], []
             with open(path / CHUNKS_FILE, encoding="utf-8") as handle:
                 for line in handle:
@@ -260,6 +291,9 @@ class KnowledgeIndex:
         if dense.ntotal != len(chunks):
             raise KnowledgeError(
                 f"knowledge index at {path} is corrupt ({dense.ntotal} vectors for {len(chunks)} chunks): {fix}")
+        if any(a >= b for a, b in zip(vector_ids, vector_ids[1:], strict=False)):
+            # chunks are written in vector-id order and BM25 finds them by line: moved lines answer wrongly
+            raise KnowledgeError(f"knowledge index at {path} is damaged: {CHUNKS_FILE} is out of order: {fix}")
         return cls(chunks, vector_ids, dense, keyword, card)
 
     # -- search ----------------------------------------------------------------------------------
@@ -304,3 +338,43 @@ class KnowledgeIndex:
         n = min(n, len(self.chunks))
         ids, scores = self.keyword.retrieve(tokens, k=n, show_progress=False, n_threads=1)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+
+
+def _rebuild_hint(path: Path, card: dict[str, Any] | None = None) -> str:
+    """How to fix a missing or damaged index: build it again (from its own roots when known)."""
+    roots = " ".join(card["config"].get("roots", [])) if card else ""
+    return f"rebuild it with `assistant kb build {roots or 'PATH...'} --index {path}`"
+
+
+def _checked_card(path: Path) -> dict[str, Any]:
+    """The index card, or an error naming what is wrong with it."""
+    fix = _rebuild_hint(path)
+    try:
+        card = read_card(path)
+    except (OSError, ValueError) as err:
+        raise KnowledgeError(f"knowledge index at {path} is damaged: {CARD} cannot be read ({err}): {fix}") from err
+    config = card.get("config") if isinstance(card, dict) else None
+    if not isinstance(config, dict):
+        raise KnowledgeError(f"knowledge index at {path} is damaged: {CARD} has no config: {fix}")
+    absent = [key for key in CARD_CONFIG_KEYS if key not in config]
+    if not isinstance(card.get("documents"), dict):
+        absent.append("documents")
+    if absent:
+        raise KnowledgeError(f"knowledge index at {path} is damaged: {CARD} lacks {', '.join(absent)}: {fix}")
+    return card
+
+
+def _verify_checksums(path: Path, card: dict[str, Any], fix: str) -> None:
+    """Every file must match the checksum the card recorded when it was written."""
+    expected = card.get("checksums")
+    if not isinstance(expected, dict):
+        log.warning("knowledge index at %s has no checksums (written by an earlier version), so a damaged file "
+                    "cannot be found; %s to add them", path, fix)
+        return
+    found = folder_checksums(path)
+    for name, digest in expected.items():
+        if name not in found:
+            raise KnowledgeError(f"knowledge index at {path} is incomplete (missing {name}): {fix}")
+        if found[name] != digest:
+            raise KnowledgeError(f"knowledge index at {path} is damaged: {name} does not match its checksum in "
+                                 f"{CARD} (changed after it was written): {fix}")

@@ -22,53 +22,63 @@ log = logging.getLogger(__name__)
 
 
 def build_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, rebuild: bool = False,
-                chunking: ChunkingConfig | None = None) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
+                chunking: ChunkingConfig | None = None, skip_bad: bool = False
+                ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     """Index the documents under `paths` at `target`.
 
     An existing index built from the same embedder is refreshed incrementally: only new or changed
     documents are embedded and documents no longer present are removed. `rebuild` starts afresh.
+    A file that fails to load is an error and nothing is written; with `skip_bad` the rest is
+    indexed and that file's documents keep the version already indexed (none after `rebuild`).
     """
     with writing_lock(target):
-        return _build_index([Path(p).resolve() for p in paths], target, embedder, rebuild, chunking)
+        return _build_index([Path(p).resolve() for p in paths], target, embedder, rebuild, chunking, skip_bad)
 
 
 def _build_index(paths: list[Path], target: Path, embedder: Embedder, rebuild: bool,
-                 chunking: ChunkingConfig | None) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
+                 chunking: ChunkingConfig | None, skip_bad: bool) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     loaded = load_documents(paths)
+    _refuse_failures(loaded, target, skip_bad)
     chunking = chunking or ChunkingConfig()
     existing = _existing(target, embedder) if not rebuild else None
     if (existing is not None and sorted(existing.roots) == sorted(map(str, paths))
             and existing.card["config"]["chunking"] == chunking.as_dict()):
-        report = existing.update(loaded.documents, embedder, remove_missing=True)
+        keep = existing.documents_from(path for path, _ in loaded.failed)
+        report = existing.update(loaded.documents, embedder, remove_missing=True, keep=keep, origins=loaded.origins)
         index = existing
     else:
         index = KnowledgeIndex.build(loaded.documents, embedder, chunking, name=target.name,
                                      sources=[str(p) for p in paths])
+        index.origins.update(loaded.origins)
         report = UpdateReport(added=[d.id for d in loaded.documents], chunks_embedded=len(index.chunks))
     index.card["skipped"] = [{"path": path, "reason": reason} for path, reason in loaded.skipped]
+    index.card["failed"] = [{"path": path, "reason": reason} for path, reason in loaded.failed]
     index.save(target)
     return index, report, loaded
 
 
-def add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder
+def add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder, *, skip_bad: bool = False
                  ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     """Add or refresh documents; files under a root the index was built from keep root-relative ids."""
     with writing_lock(target):
-        return _add_to_index(paths, target, embedder)
+        return _add_to_index(paths, target, embedder, skip_bad)
 
 
-def _add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder
+def _add_to_index(paths: Sequence[Path], target: Path, embedder: Embedder, skip_bad: bool
                   ) -> tuple[KnowledgeIndex, UpdateReport, LoadReport]:
     index = KnowledgeIndex.load(target)
     loaded = LoadReport()
     for path in (Path(p).resolve() for p in paths):
         part = load_documents([path])
         prefix = _prefix(path, index.roots)
-        loaded.documents.extend(_with_prefix(doc, prefix) for doc in part.documents)
+        for doc in part.documents:
+            loaded.add(part.origins[doc.id], [_with_prefix(doc, prefix)])
         loaded.skipped.extend(part.skipped)
+        loaded.failed.extend(part.failed)
+    _refuse_failures(loaded, target, skip_bad)
     if not loaded.documents:
         raise KnowledgeError("nothing to add: none of the given paths held a readable document")
-    report = index.update(loaded.documents, embedder)
+    report = index.update(loaded.documents, embedder, origins=loaded.origins)
     index.save(target)
     return index, report, loaded
 
@@ -80,6 +90,17 @@ def remove_from_index(doc_ids: Sequence[str], target: Path) -> KnowledgeIndex:
         index.remove(doc_ids)
         index.save(target)
         return index
+
+
+def _refuse_failures(loaded: LoadReport, target: Path, skip_bad: bool) -> None:
+    """Files that failed to load stop the update (nothing is written) unless `skip_bad` says go on."""
+    if not loaded.failed or skip_bad:
+        return
+    files = "".join(f"\n  {path}: {reason}" for path, reason in loaded.failed)
+    raise KnowledgeError(
+        f"{len(loaded.failed)} file(s) could not be loaded, so {target} was left unchanged:{files}\n"
+        "fix them and run the command again, or pass --skip-bad to index the rest "
+        "(their documents keep the version already indexed)")
 
 
 def _existing(target: Path, embedder: Embedder) -> KnowledgeIndex | None:

@@ -4,8 +4,10 @@ Formats: markdown (optional YAML front matter) and plain text, HTML (main text o
 per page) and CSV FAQs (one document per row); readers for the last three are in
 `knowledge.formats`. Document ids: the JSONL `id`; for a file in a folder, its POSIX path relative
 to that folder without extension (`billing/refunds`); for a CSV FAQ row, its `id` column, else
-`<that path>:<row>`. A file that cannot be read is reported with the reason and the rest of the
-batch goes on.
+`<that path>:<row>`. A file that holds documents but cannot be loaded (not UTF-8, a bad JSONL line,
+a CSV row with more cells than its header) is reported as failed with the reason, and none of its
+documents are loaded; files that are not documents are reported as skipped. The rest of the batch
+goes on; whether a failure stops an index update is the caller's decision (`knowledge.ingest`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,31 @@ CSV_SUFFIXES = (".csv",)
 
 @dataclass
 class LoadReport:
-    """What a load produced and which files it had to skip, with the reason for each."""
+    """What a load produced, the files it could not load and what it left out, with reasons."""
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Files that are not documents and CSV rows left out: (path, reason)."""
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """Files that hold documents but could not be loaded; none of their documents are loaded."""
+    origins: dict[str, str] = field(default_factory=dict)
+    """The file each document was loaded from, by document id."""
+
+    def add(self, path: Path | str, documents: Iterable[Document]) -> None:
+        """Record documents loaded from one file."""
+        for doc in documents:
+            self.documents.append(doc)
+            self.origins[doc.id] = str(path)
 
     def skip(self, path: Path | str, reason: str) -> None:
-        """Record a file that could not be read, with the reason (and log it)."""
+        """Record a file (or a part of one) that was left out on purpose, with the reason."""
         log.warning("skipped %s: %s", path, reason)
         self.skipped.append((str(path), reason))
+
+    def fail(self, path: Path | str, reason: str) -> None:
+        """Record a file whose documents could not be loaded, with the reason."""
+        log.warning("could not load %s: %s", path, reason)
+        self.failed.append((str(path), reason))
 
 
 @dataclass(frozen=True)
@@ -69,7 +87,7 @@ def load_documents(
         if path.is_dir():
             _load_folder(path, report, csv_columns)
         elif path.suffix.lower() in JSONL_SUFFIXES:
-            report.documents.extend(read_jsonl_documents(path))
+            _load_jsonl(path, report)
         else:
             _load_file(path, path.parent, report, csv_columns)
     _check_unique_ids(report.documents)
@@ -81,12 +99,19 @@ def _load_folder(root: Path, report: LoadReport, csv_columns: _CsvColumns) -> No
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         if path.suffix.lower() in JSONL_SUFFIXES:
-            try:  # one bad JSONL file in a folder is skipped; the rest of the batch goes on
-                report.documents.extend(read_jsonl_documents(path))
-            except KnowledgeError as err:
-                report.skip(path, str(err))
+            _load_jsonl(path, report)
         else:
             _load_file(path, root, report, csv_columns)
+
+
+def _load_jsonl(path: Path, report: LoadReport) -> None:
+    """All documents of a JSONL file, or none when a line is bad (never the lines before it)."""
+    try:
+        documents = list(read_jsonl_documents(path))
+    except KnowledgeError as err:
+        report.fail(path, _reason(err, path))
+        return
+    report.add(path, documents)
 
 
 def _load_file(path: Path, root: Path, report: LoadReport, csv_columns: _CsvColumns) -> None:
@@ -101,16 +126,16 @@ def _load_file(path: Path, root: Path, report: LoadReport, csv_columns: _CsvColu
             faq = read_csv_faq(path, doc_id, question_column=csv_columns.question, answer_column=csv_columns.answer)
             for row, reason in faq.skipped_rows:
                 report.skip(path, f"row {row} skipped: {reason}")
-            report.documents.extend(faq.documents)
+            report.add(path, faq.documents)
             return
         content = _READERS[suffix](path)
-    except UnreadableFile as err:
-        report.skip(path, str(err))
+    except (UnreadableFile, KnowledgeError) as err:
+        report.fail(path, _reason(err, path))
         return
     except OSError as err:
-        report.skip(path, f"cannot read the file ({err.strerror or err})")
+        report.fail(path, f"cannot read the file ({err.strerror or err})")
         return
-    report.documents.append(
+    report.add(path, [
         Document(
             id=doc_id,
             title=content.title or path.stem.replace("-", " ").capitalize(),
@@ -118,7 +143,16 @@ def _load_file(path: Path, root: Path, report: LoadReport, csv_columns: _CsvColu
             source=content.source or path.as_posix(),
             metadata=content.metadata,
         )
-    )
+    ])
+
+
+def _reason(err: Exception, path: Path) -> str:
+    """The error's message without the path it starts with (the report names the file already)."""
+    message = str(err)
+    for prefix in (f"{path}, ", f"{path}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def _read_text(path: Path) -> FileText:
@@ -190,7 +224,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise KnowledgeError(f"{path} is not UTF-8 text: {err.reason}") from err
+        raise KnowledgeError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue

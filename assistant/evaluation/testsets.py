@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,24 @@ class TestItem:
         return self.metadata.get("group")
 
 
+def _check_types(row: dict[str, Any], where: str) -> None:
+    """Fields of the wrong type are errors: a string of gold ids would otherwise score 0 silently."""
+    gold = row.get("gold_doc_ids")
+    if gold is not None and not (isinstance(gold, list) and all(isinstance(g, str) for g in gold)):
+        example = json.dumps([gold] if isinstance(gold, str) else ["billing/refunds"])
+        raise AssistantError(f"{where}: gold_doc_ids must be a list of document ids, e.g. {example}, "
+                             f"not {json.dumps(gold)}")
+    history = row.get("history")
+    if history is not None and not (isinstance(history, list) and all(
+            isinstance(turn, dict) and isinstance(turn.get("role"), str) and isinstance(turn.get("content"), str)
+            for turn in history)):
+        raise AssistantError(f'{where}: history must be a list of {{"role": "user", "content": "..."}} objects')
+    answerable = row.get("answerable")
+    if answerable is not None and not isinstance(answerable, bool):
+        raise AssistantError(f"{where}: answerable must be true or false (JSON booleans, not quoted), "
+                             f"not {json.dumps(answerable)}")
+
+
 def load_testset(path: Path, known_doc_ids: Iterable[str] | None = None) -> list[TestItem]:
     """Items of a test set; gold ids missing from the index are warned about by id."""
     path = Path(path)
@@ -47,6 +66,7 @@ def load_testset(path: Path, known_doc_ids: Iterable[str] | None = None) -> list
             if row["id"] in seen:
                 raise AssistantError(f"{path}, line {line_no}: duplicate id {row['id']!r}")
             seen.add(row["id"])
+            _check_types(row, f"{path}, line {line_no}")
             items.append(TestItem(
                 id=str(row["id"]), question=str(row["question"]),
                 gold_doc_ids=tuple(row.get("gold_doc_ids") or ()),

@@ -4,6 +4,8 @@ Document id: the `id` column if present, else `<id base>:<row>` where the id bas
 folder-relative path without extension and rows count from 1 (the first row after the header).
 Title: the question; text: question and answer. A `url` column becomes the source, like the JSONL
 `url`; every other column is metadata (`product`, `language`, ...), which search filters can use.
+A row with more non-empty cells than the header has columns (a comma inside an unquoted answer)
+makes the file unreadable, naming the rows: loading it would silently cut those answers.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def read_csv_faq(
 ) -> FaqFile:
     """Documents from the rows of a CSV FAQ; `question_column`/`answer_column` override the guess."""
     raw = read_text_file(path, "utf-8-sig", hint="; save it as CSV UTF-8")
-    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=_delimiter(raw))
+    delimiter = _delimiter(raw)
+    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter)
     try:
         rows = [row for row in reader if row]  # blank lines are not rows
     except csv.Error as err:
@@ -45,6 +48,7 @@ def read_csv_faq(
     q, a = _qa_columns(columns, question_column, answer_column)
     if len(rows) == 1:
         raise UnreadableFile("no rows after the header")
+    _refuse_extra_cells(rows, delimiter)
     index = _column_index(columns)
     id_col, url_col = index.get("id"), index.get("url")
     meta_cols = [i for i, name in enumerate(columns) if name and i not in (q, a, id_col, url_col)]
@@ -73,6 +77,17 @@ def read_csv_faq(
             )
         )
     return faq
+
+
+def _refuse_extra_cells(rows: list[list[str]], delimiter: str) -> None:
+    """Rows with non-empty cells beyond the header's columns were split at an unquoted delimiter."""
+    width = len(rows[0])
+    extra = [row_no for row_no, row in enumerate(rows[1:], start=1) if any(cell.strip() for cell in row[width:])]
+    if extra:
+        shown = ", ".join(map(str, extra[:20])) + (", ..." if len(extra) > 20 else "")
+        raise UnreadableFile(
+            f"row{'s' if len(extra) > 1 else ''} {shown} {'have' if len(extra) > 1 else 'has'} more cells than the "
+            f"header's {width} columns: a cell holding {delimiter!r} must be quoted (\"like{delimiter} this\")")
 
 
 def _qa_columns(columns: list[str], question: str | None, answer: str | None) -> tuple[int, int]:

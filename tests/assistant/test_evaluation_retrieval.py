@@ -41,6 +41,20 @@ def test_testset_errors_and_unknown_gold_warning(tmp_path: Path, caplog):
         load_testset(tmp_path / "missing.jsonl")
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("gold_doc_ids", "billing/refunds", r'line 2: gold_doc_ids must be a list .*e\.g\. \["billing/refunds"\]'),
+    ("gold_doc_ids", [1], "line 2: gold_doc_ids must be a list of document ids"),
+    ("history", "Hi there", "line 2: history must be a list of"),
+    ("answerable", "false", "line 2: answerable must be true or false"),
+])
+def test_testset_fields_of_the_wrong_type_name_the_line_and_the_fix(tmp_path: Path, field, value, message):
+    path = tmp_path / "t.jsonl"
+    good = {"id": "q1", "question": "How long do refunds take?", "gold_doc_ids": ["billing/refunds"]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "id": "q2", field: value}) + "\n")
+    with pytest.raises(AssistantError, match=message):
+        load_testset(path)
+
+
 def test_eval_retrieval_cli_json_and_records(hash_index_dir: Path, tmp_path: Path):
     from tests.test_cli import assistant
 

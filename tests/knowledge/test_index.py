@@ -51,7 +51,7 @@ def test_missing_and_corrupt_index_errors_say_how_to_rebuild(tmp_path: Path):
         KnowledgeIndex.load(tmp_path / "none")
     KnowledgeIndex.build(DOCS, HashEmbedder()).save(tmp_path / "idx")
     (tmp_path / "idx" / "dense.faiss").write_bytes(b"garbage")
-    with pytest.raises(KnowledgeError, match="is corrupt"):
+    with pytest.raises(KnowledgeError, match="is damaged: dense.faiss does not match its checksum"):
         KnowledgeIndex.load(tmp_path / "idx")
     (tmp_path / "idx" / "chunks.jsonl").unlink()
     with pytest.raises(KnowledgeError, match="incomplete .*chunks.jsonl"):
@@ -77,3 +77,42 @@ def test_index_from_another_embedder_is_refused(tmp_path: Path):
 def test_empty_collection_is_refused():
     with pytest.raises(KnowledgeError, match="no documents to index"):
         KnowledgeIndex.build([], HashEmbedder())
+
+
+@pytest.mark.parametrize("card", [{}, {"name": "idx", "kind": "index", "documents": {}}, [], "null"])
+def test_a_damaged_card_is_an_error_naming_it_and_the_fix(tmp_path: Path, card):
+    KnowledgeIndex.build(DOCS, HashEmbedder()).save(tmp_path / "idx")
+    (tmp_path / "idx" / "card.json").write_text(card if isinstance(card, str) else json.dumps(card))
+    with pytest.raises(KnowledgeError, match=r"card\.json .*: rebuild it with `assistant kb build"):
+        KnowledgeIndex.load(tmp_path / "idx")
+
+
+def test_the_card_holds_a_checksum_of_every_index_file(tmp_path: Path):
+    KnowledgeIndex.build(DOCS, HashEmbedder()).save(tmp_path / "idx")
+    card = json.loads((tmp_path / "idx" / "card.json").read_text())
+    files = {p.relative_to(tmp_path / "idx").as_posix() for p in (tmp_path / "idx").rglob("*") if p.is_file()}
+    assert set(card["checksums"]) == files - {"card.json"} and "dense.faiss" in files
+    assert all(len(digest) == 64 for digest in card["checksums"].values())
+
+
+def test_reordered_chunks_are_an_error_naming_the_file(tmp_path: Path):
+    KnowledgeIndex.build(DOCS, HashEmbedder()).save(tmp_path / "idx")
+    chunks = tmp_path / "idx" / "chunks.jsonl"
+    lines = chunks.read_text().splitlines(keepends=True)
+    chunks.write_text("".join(reversed(lines)))
+    with pytest.raises(KnowledgeError, match=r"chunks\.jsonl does not match its checksum .*`assistant kb build"):
+        KnowledgeIndex.load(tmp_path / "idx")
+
+
+def test_an_index_without_checksums_loads_with_a_warning_but_reordering_is_still_found(tmp_path: Path, caplog):
+    KnowledgeIndex.build(DOCS, HashEmbedder()).save(tmp_path / "idx")
+    card_path = tmp_path / "idx" / "card.json"
+    card = json.loads(card_path.read_text())
+    del card["checksums"]  # as written by earlier versions
+    card_path.write_text(json.dumps(card))
+    loaded = KnowledgeIndex.load(tmp_path / "idx")
+    assert loaded.document_count == 3 and "has no checksums" in caplog.text
+    chunks = tmp_path / "idx" / "chunks.jsonl"
+    chunks.write_text("".join(reversed(chunks.read_text().splitlines(keepends=True))))
+    with pytest.raises(KnowledgeError, match=r"chunks\.jsonl is out of order"):
+        KnowledgeIndex.load(tmp_path / "idx")

@@ -1,5 +1,6 @@
 """Incremental index maintenance: only new or changed documents are embedded; nothing is lost."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,12 +132,12 @@ def test_a_removed_document_is_forgotten_and_can_come_back(tmp_path: Path):
     assert report.added == ["c"] and "c" in {chunk.doc_id for chunk in index.chunks}
 
 
-def test_a_bad_jsonl_file_in_a_folder_is_skipped(tmp_path: Path):
+def test_a_bad_jsonl_file_in_a_folder_is_skipped_when_asked(tmp_path: Path):
     root = tmp_path / "kb"
     write(root, "a.md", "# A\n\nText.")
     write(root, "broken.jsonl", "{not json\n")
-    _, report, loaded = build_index([root], tmp_path / "idx", HashEmbedder())
-    assert report.added == ["a"] and "not valid JSON" in dict(loaded.skipped)[str(root / "broken.jsonl")]
+    _, report, loaded = build_index([root], tmp_path / "idx", HashEmbedder(), skip_bad=True)
+    assert report.added == ["a"] and "not valid JSON" in dict(loaded.failed)[str(root / "broken.jsonl")]
 
 
 def test_an_interrupted_swap_is_recovered_on_load(tmp_path: Path):
@@ -145,3 +146,52 @@ def test_an_interrupted_swap_is_recovered_on_load(tmp_path: Path):
     build_index([root], tmp_path / "idx", HashEmbedder())
     (tmp_path / "idx").rename(tmp_path / ".idx.old-1234abcd")  # as if the process died between the renames
     assert KnowledgeIndex.load(tmp_path / "idx").document_count == 1
+
+
+def test_a_file_that_fails_to_load_keeps_its_indexed_version(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "shipping.md", "# Shipping\n\nParcels ship within 2 days.")
+    write(root, "faq.csv", "question,answer\nDo you gift wrap?,Yes for 3 euros.\n"
+                           "Can I pay later?,Yes with invoice.\nDo you ship abroad?,Only within the EU.\n")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    (root / "faq.csv").write_bytes(b"question,answer\nDo you gift wrap?,Yes for 3 \xe2uros.\n")
+    with pytest.raises(KnowledgeError, match=r"(?s)could not be loaded.*faq.csv: not UTF-8.*--skip-bad"):
+        build_index([root], tmp_path / "idx", HashEmbedder())
+    assert len(KnowledgeIndex.load(tmp_path / "idx").document_hashes) == 4
+
+    write(root, "shipping.md", "# Shipping\n\nParcels ship within 1 day.")
+    index, report, loaded = build_index([root], tmp_path / "idx", HashEmbedder(), skip_bad=True)
+    assert report.changed == ["shipping"] and report.removed == []
+    assert report.kept == ["faq:1", "faq:2", "faq:3"] and [p for p, _ in loaded.failed] == [str(root / "faq.csv")]
+    loaded_index = KnowledgeIndex.load(tmp_path / "idx")
+    assert set(loaded_index.document_hashes) == {"shipping", "faq:1", "faq:2", "faq:3"}
+    assert Retriever(loaded_index, HashEmbedder()).search("ship abroad EU", k=1)[0].doc_id == "faq:3"
+
+
+def test_a_jsonl_file_with_a_bad_line_is_loaded_whole_or_not_at_all(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "intro.md", "# Intro\n\nWelcome to the shop.")
+    write(root, "faq.jsonl", '{"id": "a", "text": "Returns within 30 days."}\n'
+                             '{"id": "b", "text": "Gift cards never expire."}\n')
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    old_hash = KnowledgeIndex.load(tmp_path / "idx").document_hashes["a"]
+    write(root, "faq.jsonl", '{"id": "a", "text": "Returns within 14 days."}\n{"id": "b", "text": \n')
+    with pytest.raises(KnowledgeError, match="faq.jsonl: line 2: not valid JSON"):
+        build_index([root], tmp_path / "idx", HashEmbedder())
+    _, report, _ = build_index([root], tmp_path / "idx", HashEmbedder(), skip_bad=True)
+    assert report.changed == [] and report.removed == [] and report.kept == ["a", "b"]
+    assert KnowledgeIndex.load(tmp_path / "idx").document_hashes["a"] == old_hash
+
+
+def test_skip_bad_keeps_documents_of_an_index_that_does_not_know_their_files(tmp_path: Path):
+    root = tmp_path / "kb"
+    write(root, "a.md", "# A\n\nAlpha.")
+    write(root, "b.md", "# B\n\nBeta.")
+    build_index([root], tmp_path / "idx", HashEmbedder())
+    card_path = tmp_path / "idx" / "card.json"
+    card = json.loads(card_path.read_text())
+    del card["origins"]  # as written before origins were recorded
+    card_path.write_text(json.dumps(card))
+    (root / "b.md").write_bytes(b"\xff")
+    _, report, _ = build_index([root], tmp_path / "idx", HashEmbedder(), skip_bad=True)
+    assert report.removed == [] and report.kept == ["b"]

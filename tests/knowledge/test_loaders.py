@@ -36,9 +36,9 @@ def test_bad_files_are_reported_and_the_rest_goes_on(tmp_path: Path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     report = load_documents([tmp_path])
     assert [d.id for d in report.documents] == ["good"]
-    reasons = dict(report.skipped)
-    assert "empty" in reasons[str(tmp_path / "empty.md")]
-    assert "UTF-8" in reasons[str(tmp_path / "binary.txt")]
+    failed, reasons = dict(report.failed), dict(report.skipped)
+    assert "empty" in failed[str(tmp_path / "empty.md")]
+    assert "UTF-8" in failed[str(tmp_path / "binary.txt")]
     assert "unsupported file type .png" in reasons[str(tmp_path / "image.png")]
     assert ".html, .htm, .pdf, .csv, .jsonl" in reasons[str(tmp_path / "image.png")]
 
@@ -46,16 +46,16 @@ def test_bad_files_are_reported_and_the_rest_goes_on(tmp_path: Path):
 def test_duplicate_jsonl_id_names_both_lines(tmp_path: Path):
     path = tmp_path / "docs.jsonl"
     path.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n{"id": "a", "text": "z"}\n', encoding="utf-8")
-    with pytest.raises(KnowledgeError, match="duplicate document id 'a' on lines 1 and 3"):
-        load_documents([path])
+    report = load_documents([path])
+    assert report.documents == []
+    assert report.failed == [(str(path), "duplicate document id 'a' on lines 1 and 3")]
 
 
 @pytest.mark.parametrize("line, message", [("{not json", "line 1: not valid JSON"), ('{"id": "a"}', "missing text")])
 def test_bad_jsonl_lines_are_named(tmp_path: Path, line: str, message: str):
     path = tmp_path / "docs.jsonl"
     path.write_text(line + "\n", encoding="utf-8")
-    with pytest.raises(KnowledgeError, match=message):
-        load_documents([path])
+    assert message in dict(load_documents([path]).failed)[str(path)]
 
 
 def test_missing_path_is_a_clear_error(tmp_path: Path):
@@ -130,7 +130,7 @@ def test_html_without_main_text_is_skipped(tmp_path: Path):
     (tmp_path / "empty.html").write_text("<html><head><title>Nothing</title></head><body></body></html>", "utf-8")
     report = load_documents([tmp_path])
     assert report.documents == []
-    assert "no main text" in dict(report.skipped)[str(tmp_path / "empty.html")]
+    assert "no main text" in dict(report.failed)[str(tmp_path / "empty.html")]
 
 
 # --- PDF --------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def test_pdf_without_text_is_skipped_as_scanned(tmp_path: Path):
     (tmp_path / "scan.pdf").write_bytes(make_pdf([[], []]))
     report = load_documents([tmp_path])
     assert report.documents == []
-    assert report.skipped == [(str(tmp_path / "scan.pdf"), "no extractable text (scanned PDF?)")]
+    assert report.failed == [(str(tmp_path / "scan.pdf"), "no extractable text (scanned PDF?)")]
 
 
 def test_corrupt_and_encrypted_pdfs_are_skipped_with_the_reason(tmp_path: Path):
@@ -213,7 +213,7 @@ def test_corrupt_and_encrypted_pdfs_are_skipped_with_the_reason(tmp_path: Path):
     writer.write(tmp_path / "locked.pdf")
     report = load_documents([tmp_path])
     assert [d.id for d in report.documents] == ["good"]
-    reasons = dict(report.skipped)
+    reasons = dict(report.failed)
     assert reasons[str(tmp_path / "truncated.pdf")].startswith("not a readable PDF (")
     assert reasons[str(tmp_path / "fake.pdf")].startswith("not a readable PDF (")
     assert reasons[str(tmp_path / "locked.pdf")] == "encrypted PDF (needs a password)"
@@ -263,7 +263,7 @@ def test_csv_without_question_and_answer_columns_is_skipped_naming_its_columns(t
     (tmp_path / "export.csv").write_text("ticket,subject,status\n1,Login broken,open\n", encoding="utf-8")
     report = load_documents([tmp_path])
     assert [d.id for d in report.documents] == ["good"]
-    reason = dict(report.skipped)[str(tmp_path / "export.csv")]
+    reason = dict(report.failed)[str(tmp_path / "export.csv")]
     assert "no question/answer columns" in reason and "'ticket', 'subject', 'status'" in reason
 
 
@@ -276,11 +276,23 @@ def test_csv_columns_can_be_named(tmp_path: Path):
     assert doc.metadata == {"text": "ignored"}
     report = load_documents([path], csv_question_column="missing")
     assert report.documents == []
-    assert "no column 'missing'" in dict(report.skipped)[str(path)]
+    assert "no column 'missing'" in dict(report.failed)[str(path)]
 
 
 def test_duplicate_csv_ids_name_both_rows(tmp_path: Path):
     path = tmp_path / "faq.csv"
     path.write_text("id,question,answer\na,Q1?,A1.\nb,Q2?,A2.\na,Q3?,A3.\n", encoding="utf-8")
-    with pytest.raises(KnowledgeError, match="duplicate document id 'a' on rows 1 and 3"):
-        load_documents([path])
+    report = load_documents([path])
+    assert report.documents == []
+    assert report.failed == [(str(path), "duplicate document id 'a' on rows 1 and 3")]
+
+
+def test_csv_rows_with_more_cells_than_the_header_are_reported_with_their_row_numbers(tmp_path: Path):
+    path = tmp_path / "faq.csv"
+    path.write_text("question,answer\nHow long do refunds take?,Refunds take 5 days, sometimes 10.\n"
+                    "Do you gift wrap?,Yes.,\n"  # a trailing empty cell cuts nothing
+                    "Where do you ship?,Europe, the US and Canada.\n", encoding="utf-8")
+    report = load_documents([path])
+    assert report.documents == []
+    reason = dict(report.failed)[str(path)]
+    assert "rows 1, 3 have more cells than the header's 2 columns" in reason and "quote" in reason
