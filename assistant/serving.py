@@ -32,7 +32,8 @@ def is_loopback(host: str) -> bool:
 def check_exposure(settings: Settings) -> None:
     """Refuse a non-loopback address unless both API keys and agent keys are configured."""
     missing = [name for name, keys in (("ASSISTANT_API_KEYS", settings.api_keys),
-                                       ("ASSISTANT_AGENT_KEYS", settings.agent_keys)) if not keys]
+                                       ("ASSISTANT_AGENT_KEYS", settings.agent_keys))
+               if not any(key.strip() for key in keys)]  # a blank key opens nothing, so it is not a key
     if missing and not is_loopback(settings.host):
         raise ConfigError(
             f"refusing to listen on {settings.host}: {' and '.join(missing)} not set, so those surfaces would be "

@@ -95,6 +95,13 @@ def test_public_address_needs_both_kinds_of_key(settings):
     check_exposure(settings.model_copy(update={"host": "localhost"}))
 
 
+def test_blank_keys_do_not_count_as_keys_for_a_public_address(settings):
+    with pytest.raises(ConfigError, match="ASSISTANT_API_KEYS not set"):
+        check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": [""], "agent_keys": ["b"]}))
+    with pytest.raises(ConfigError, match="ASSISTANT_AGENT_KEYS not set"):
+        check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": ["a"], "agent_keys": [" \t"]}))
+
+
 def test_agent_console_takeover_reply_seen_by_customer(served_with_keys):
     from gradio_client import Client
 
