@@ -133,6 +133,32 @@ def test_agent_console_needs_a_key_but_the_chat_does_not(served_with_keys):
     assert httpx.get(url + "config").status_code == 200
 
 
+CONSOLE_ENDPOINTS = ("take_over", "hand_back", "/transcript", "/resolve", "/reply", "/queue")
+
+
+def test_agent_console_shows_nothing_of_itself_before_sign_in(served_with_keys):
+    url, _ = served_with_keys
+    with httpx.Client(base_url=url + "agent/", timeout=5) as visitor:
+        page = visitor.get("")
+        assert page.status_code == 200 and '"auth_required":true' in page.text  # the sign-in form only
+        assert not [name for name in CONSOLE_ENDPOINTS if name in page.text]
+        assert "agent console" not in page.text
+        for path in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=true", "gradio_api/runs",
+                     "gradio_api/openapi.json", "openapi.json", "manifest.json", "gradio_api/startup-events",
+                     "gradio_api/app_id", "gradio_api/run-history/records", "monitoring", "gradio_api/mcp/schema"):
+            answer = visitor.get(path)
+            assert answer.status_code in (401, 404), path
+            assert not [name for name in CONSOLE_ENDPOINTS if name in answer.text], path
+        assert visitor.post("login", data={"username": "ana", "password": "wrong"}).status_code == 400
+        assert visitor.get("assets/" + page.text.split("./assets/", 1)[1].split('"', 1)[0]).status_code == 200
+
+        assert visitor.post("login", data={"username": "ana", "password": "k-agent"}).status_code == 200
+        info = visitor.get("gradio_api/info").json()
+        assert {"/take_over", "/hand_back", "/transcript", "/resolve", "/reply"} <= set(info["named_endpoints"])
+        assert "take_over" in visitor.get("").text  # signed in: the page is the console itself
+    assert httpx.get(url + "config").status_code == 200  # the customer chat stays public
+
+
 def test_chat_restores_a_stored_conversation(served, make_manager):
     from ui.chat import build_chat_app
 
