@@ -82,6 +82,27 @@ def test_bad_input_exits_2_with_one_clear_line(fast_env: dict, args: list, env: 
     assert last.startswith("error: ") and message in last
 
 
+@pytest.mark.parametrize("bad", ["x" * 65, "a b", "../../etc", ""])
+def test_bad_conversation_id_exits_2_with_one_line_before_any_model_loads(bad: str):
+    result = assistant("ask", "How do I reset my password?", "--conversation", bad,
+                       env={"ASSISTANT_MODEL": "/nonexistent/model", "ASSISTANT_EMBEDDER": "hash"}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --conversation: a conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+
+
+def test_conversation_id_with_nul_exits_2_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys):
+    from assistant import cli
+
+    # a NUL cannot travel in a process's arguments, so this runs the entry point in this process
+    monkeypatch.setattr(sys, "argv", ["assistant", "ask", "hello", "--conversation", "abc\x00def"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --conversation: a conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+
+
 def test_corrupt_index_keeps_logged_turns(fast_env: dict, isolated_env: Path, tmp_path: Path):
     ok = assistant("ask", "How do I reset my password?", "--json", env=fast_env)
     conversation = json.loads(ok.stdout.strip().splitlines()[-1])["conversation_id"]

@@ -170,3 +170,29 @@ def test_chat_restores_a_stored_conversation(served, make_manager):
     assert conversation_id == "resume-1" and [m["role"] for m in chat] == ["user", "assistant"]
     assert "**Sources**" in chat[-1]["content"] and ids == [None, events[-1].message_id] and last_seen == ids[-1]
     assert restore("unknown-id") == ([], None, [], 0)
+
+
+@pytest.mark.parametrize("bad", ["x" * 65, "abc\x00def"])
+def test_chat_warns_about_a_bad_conversation_id_without_a_traceback(make_manager, monkeypatch, bad):
+    import gradio as gr
+
+    from ui.chat import build_chat_app
+
+    manager = make_manager()
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *args, **kwargs: warnings.append(message))
+    app = build_chat_app(manager, manager.settings)
+    handlers = {getattr(fn.fn, "__name__", ""): fn.fn for fn in app.fns.values()}
+    outputs = list(handlers["send"]("How do I reset my password?", [], bad, []))
+    assert outputs == [("How do I reset my password?", [], bad, [])]  # the text stays in the box to send again
+    assert warnings == ["A conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+    assert handlers["restore"](bad) == ([], None, [], 0)  # a tampered id in the browser: start afresh
+    assert manager.store.conversations() == []
+
+
+def test_feedback_api_with_a_bad_conversation_id_answers_with_the_reason(served):
+    from gradio_client import Client
+
+    url, _ = served
+    with pytest.raises(Exception, match="a conversation id is 1 to 64 characters"):  # noqa: B017 - gradio_client's own error
+        Client(url, verbose=False).predict("x" * 65, 1, 1, api_name="/feedback")
