@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from assistant.errors import InvalidMessage
@@ -141,20 +142,40 @@ def redact_values(text: str, found: Sequence[tuple[str, str]]) -> tuple[str, lis
 # -- instructions hidden in text ------------------------------------------------------------------
 _INJECTION = re.compile(
     r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|system)?\s*"
-    r"(instructions|prompts?|rules|messages)|you are now\b|new instructions\s*:|system prompt|"
-    r"pretend (to be|you are)|act as (an?|the) (?!customer)|developer mode|jailbreak",
+    r"(instructions|prompts?|rules|messages)|you\s+are\s+now\b|new\s+instructions\s*:|system\s+prompt|"
+    r"pretend\s+(to\s+be|you\s+are)|act\s+as\s+(an?|the)\s+(?!customer)|developer\s+mode|jailbreak",
     re.IGNORECASE,
 )
+_LINE_START = re.compile(r"^[\s>*\u2022-]*")  # quote marks and bullets in front of a line
+WITHHELD = "[instruction-like text withheld]"
+
+
+def _joined(lines: Sequence[str]) -> tuple[str, list[int]]:
+    """The lines as one line (markers in front and line breaks dropped), and where each line starts in it,
+    so that an instruction split across lines reads as one."""
+    parts, starts, position = [], [], 0
+    for line in lines:
+        body = _LINE_START.sub("", line).rstrip()
+        starts.append(position)
+        parts.append(body)
+        position += len(body) + 1
+    return " ".join(parts), starts
 
 
 def injection_markers(text: str) -> list[str]:
-    """Phrases that try to change the assistant's instructions ("ignore previous instructions", "you are now")."""
-    return [match.group(0) for match in _INJECTION.finditer(text)]
+    """Phrases that try to change the assistant's instructions ("ignore previous instructions", "you are now"),
+    also when split across lines."""
+    return [match.group(0) for match in _INJECTION.finditer(_joined(text.splitlines())[0])]
 
 
 def quote_as_data(passage: str) -> str:
-    """A retrieved passage with instruction-like sentences withheld, so it can only inform, never instruct."""
-    lines = []
-    for line in passage.splitlines():
-        lines.append("[instruction-like text withheld]" if injection_markers(line) else line)
-    return "\n".join(lines)
+    """A retrieved passage with instruction-like text withheld (every line it touches), so it can only inform,
+    never instruct."""
+    lines = passage.splitlines(keepends=True)
+    joined, starts = _joined(lines)
+    withheld: set[int] = set()
+    for match in _INJECTION.finditer(joined):
+        end = match.start() + len(match.group().rstrip()) - 1
+        withheld.update(range(bisect_right(starts, match.start()) - 1, bisect_right(starts, end)))
+    return "".join(WITHHELD + line[len(line.rstrip("\r\n")):] if number in withheld else line
+                   for number, line in enumerate(lines))
