@@ -339,6 +339,11 @@ def main() -> None:
     except (AssistantError, KnowledgeError) as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
+    except OSError as err:  # a file or folder the command needs: named on one line, never a traceback
+        where = f": {err.filename}" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}. Check the path, or set ASSISTANT_DATA_DIR to a folder this "
+                   "process can write", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
