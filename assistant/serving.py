@@ -51,11 +51,13 @@ def check_exposure(settings: Settings) -> None:
 
 # Before sign-in the console answers only with its sign-in page, the sign-in form's post and the
 # page's static files; everything else (config, API info, run history, manifest...) is refused.
-_OPEN_BEFORE_SIGN_IN = re.compile(r"/|/login/?|/(assets|static|svelte)/.+|/favicon\.ico|/(gradio_api/)?theme\.css")
+_OPEN_BEFORE_SIGN_IN = re.compile(r"/login/?|/(assets|static|svelte)/.+|/favicon\.ico|/(gradio_api/)?theme\.css")
 # Gradio writes the app's endpoint list into the sign-in page; before sign-in it is replaced by an empty one.
 _API_INFO = re.compile(rb"(<script>window\.gradio_api_info = ).*?(;</script>)", re.DOTALL)
 _NO_API_INFO = rb'\g<1>{"named_endpoints": {}, "unnamed_endpoints": {}}\g<2>'
 _REFUSED = json.dumps({"detail": "Not authenticated: sign in to the agent console with an agent key"}).encode()
+_UNCLEANABLE = json.dumps({"detail": "the sign-in page could not be served without the console's endpoint list"}
+                          ).encode()
 
 
 class SignInFirst:
@@ -84,7 +86,7 @@ class SignInFirst:
         rest = path[len(self.prefix):]
         if scope["type"] == "http" and rest in ("", "/") and scope["method"] in ("GET", "HEAD"):
             return await self._sign_in_page(scope, receive, send)
-        if scope["type"] == "http" and _OPEN_BEFORE_SIGN_IN.fullmatch(rest) and rest != "/":
+        if scope["type"] == "http" and _OPEN_BEFORE_SIGN_IN.fullmatch(rest):
             return await self.app(scope, receive, send)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -109,11 +111,9 @@ class SignInFirst:
 
         await self.app({**scope, "headers": headers}, receive, collect)
         page, replaced = _API_INFO.subn(_NO_API_INFO, bytes(body))
-        if b"gradio_api_info" in page and replaced != 1:  # a page we cannot clean is not served
-            page, start = _REFUSED, {"status": 503}
-        kept = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length",)]
-        if start.get("status") == 503:
-            kept = [(b"content-type", b"application/json")]
+        kept = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        if b"gradio_api_info" in page and replaced != 1:  # a page that cannot be cleaned is not served
+            page, start, kept = _UNCLEANABLE, {"status": 503}, [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": start.get("status", 500),
                     "headers": [*kept, (b"content-length", str(len(page)).encode())]})
         await send({"type": "http.response.body", "body": page if scope["method"] != "HEAD" else b""})
