@@ -11,6 +11,7 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager
+from assistant.errors import ConfigError
 from assistant.generation import Generator
 from assistant.store import Store
 from knowledge.chunking import ChunkingConfig
@@ -34,10 +35,15 @@ def open_index(settings: Settings, embedder: Embedder, index: str | None = None)
     name = index or settings.index
     path = index_path(settings, name)
     if name == "default" and not path.exists():
-        log.info("building the default index from the demo help center (once)")
-        built = build_index([ARTICLES_DIR], path, embedder, chunking=chunking(settings))[0]
-        calibrate_index(Retriever(built, embedder), DEVSET)
-        built.save(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # an unwritable data dir fails here, before any work
+            log.info("building the default index from the demo help center (once)")
+            built = build_index([ARTICLES_DIR], path, embedder, chunking=chunking(settings))[0]
+            calibrate_index(Retriever(built, embedder), DEVSET)
+            built.save(path)
+        except OSError as err:
+            raise ConfigError(f"cannot write the default index to {path} ({err.strerror}): set ASSISTANT_DATA_DIR "
+                              "to a folder this process can write, or ASSISTANT_INDEX to a built index") from err
         return built
     return KnowledgeIndex.load(path)
 

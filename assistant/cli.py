@@ -71,6 +71,8 @@ def ask(
 
     settings = _settings(index=index)
     check_message(question, settings.max_message_chars)  # fail fast, before any model loads
+    if conversation is not None:
+        _check_conversation_option(conversation)
     manager = build_dialogue_manager(settings, adapter=adapter)
     view = TurnView()
     for event in manager.respond(conversation, question, channel="cli"):
@@ -96,6 +98,17 @@ def ask(
         sys.stdout.write("\nSources:\n")
         for cite in final.citations:
             sys.stdout.write(f"  [{cite['n']}] {cite['title']} ({cite['doc_id']}) {cite['source']}\n")
+
+
+def _check_conversation_option(conversation: str) -> None:
+    """`--conversation` must be an id the store can hold; the error names the option."""
+    from assistant.errors import InvalidConversationId
+    from assistant.store.tables import check_conversation_id
+
+    try:
+        check_conversation_id(conversation)
+    except InvalidConversationId as err:
+        raise InvalidConversationId(f"--conversation: {err}") from err
 
 
 def _report_update(target: Path, index, report, loaded) -> None:
@@ -331,6 +344,11 @@ def main() -> None:
         app()
     except (AssistantError, KnowledgeError) as err:
         typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:  # a file or folder the command needs: named on one line, never a traceback
+        where = f": {err.filename}" if err.filename else ""
+        typer.echo(f"error: {err.strerror or err}{where}. Check the path, or set ASSISTANT_DATA_DIR to a folder this "
+                   "process can write", err=True)
         sys.exit(2)
 
 

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @field_validator("api_keys", "agent_keys", mode="after")
+    @classmethod
+    def _no_empty_keys(cls, value: list[str]) -> list[str]:
+        # an empty key would open its surface to anyone, yet count as "set" for the public-address check
+        if any(not key.strip() for key in value):
+            raise ValueError("a key is empty or only whitespace: remove it or give it a value")
+        return value
+
     @field_validator("always_human_topics", mode="after")
     @classmethod
     def _compile_topics(cls, value: list[str]) -> list[str]:
@@ -191,6 +199,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as err:
         problems = "; ".join(
-            f"ASSISTANT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in err.errors()
+            f"ASSISTANT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Sequence
 
 from assistant.errors import InvalidMessage
@@ -45,11 +46,14 @@ def looks_like_text(text: str) -> bool:
 # -- personal data ---------------------------------------------------------------------------
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", re.IGNORECASE)
-_PHONE_CUE = re.compile(r"\b(phone|call|tel|telephone|mobile|cell|whatsapp|text me|reach me|number is|ring)\b",
-                        re.IGNORECASE)
+_CARD = re.compile(r"(?<!\d)(?:\d[ .-]?){12,18}\d(?!\d)")
+_PHONE_CUE = re.compile(r"\b(phone|call|tel|telephone|mobile|cell|whatsapp|sms|fax|text me|reach me|ring|"
+                        r"(my|our|his|her|contact|home|work|direct) (number|no\.?|#)|number is)\b", re.IGNORECASE)
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?![ .-]?\d|\w)")
+# Numbers are read as written in these regions (spans), and a national number without + or a
+# cue counts as a phone only when it is a valid number of the first one.
+PHONE_REGIONS = ("US", "GB")
+CUE_BEFORE_CHARS, CUE_AFTER_CHARS = 30, 20
 
 
 def luhn_valid(digits: str) -> bool:
@@ -72,14 +76,36 @@ def iban_valid(candidate: str) -> bool:
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
-def looks_like_phone(match: re.Match) -> bool:
-    """7 to 15 digits written like a phone number (+, brackets or a leading 0), or announced as one."""
-    value = match.group()
+def phone_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds something written like a phone number (libphonenumber), longest first on overlap."""
+    import phonenumbers
+
+    spans = {(match.start, match.end)
+             for region in PHONE_REGIONS
+             for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE)}
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if not kept or start >= kept[-1][1]:
+            kept.append((start, end))
+    return kept
+
+
+def looks_like_phone(text: str, start: int, end: int) -> bool:
+    """7 to 15 digits written as a phone number (+ or 00, brackets, a leading 0), valid in the first region,
+    or announced as one ("call me on", "my number", "… is my mobile")."""
+    import phonenumbers
+
+    value = text[start:end]
     if not 7 <= len(re.sub(r"\D", "", value)) <= 15 or _DATE.match(value):
         return False
+    if re.search(r"(\d[ .-]?|\w-?)$", text[:start]) or re.match(r"[ .-]?\d|\w", text[end:]):
+        return False  # a piece of a longer number or of an id such as NW-10482337
     if value.startswith(("+", "(", "0")):
         return True
-    return bool(_PHONE_CUE.search(match.string[max(0, match.start() - 30) : match.start()]))
+    if phonenumbers.is_valid_number(phonenumbers.parse(value, PHONE_REGIONS[0])):
+        return True
+    return bool(_PHONE_CUE.search(text[max(0, start - CUE_BEFORE_CHARS):start])
+                or _PHONE_CUE.search(text[end:end + CUE_AFTER_CHARS]))
 
 
 def redact_pii(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -98,7 +124,10 @@ def redact_pii(text: str) -> tuple[str, list[tuple[str, str]]]:
     text = EMAIL.sub(replace("EMAIL"), text)
     text = _IBAN.sub(replace("IBAN", lambda m: iban_valid(m.group())), text)
     text = _CARD.sub(replace("CARD", lambda m: luhn_valid(re.sub(r"\D", "", m.group()))), text)
-    text = _PHONE.sub(replace("PHONE", looks_like_phone), text)
+    phones = [(start, end) for start, end in phone_spans(text) if looks_like_phone(text, start, end)]
+    found.extend(("PHONE", text[start:end]) for start, end in phones)
+    for start, end in reversed(phones):
+        text = text[:start] + "[PHONE]" + text[end:]
     return text, found
 
 
@@ -113,15 +142,29 @@ def redact_values(text: str, found: Sequence[tuple[str, str]]) -> tuple[str, lis
 # -- instructions hidden in text ------------------------------------------------------------------
 _INJECTION = re.compile(
     r"(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+|your\s+)?(previous|prior|above|earlier|system)?\s*"
-    r"(instructions|prompts?|rules|messages)|you are now\b|new instructions\s*:|system prompt|"
-    r"pretend (to be|you are)|act as (an?|the) (?!customer)|developer mode|jailbreak",
+    r"(instructions|prompts?|rules|messages)|you\s+are\s+now\b|new\s+instructions\s*:|system\s+prompt|"
+    r"pretend\s+(to\s+be|you\s+are)|act\s+as\s+(an?|the)\s+(?!customer)|developer\s+mode|jailbreak",
     re.IGNORECASE,
 )
+_LINE_START = re.compile(r"^[\s>*\u2022-]*")  # quote marks and bullets in front of a line
+
+
+def _joined(lines: Sequence[str]) -> tuple[str, list[int]]:
+    """The lines as one line (markers in front and line breaks dropped), and where each line starts in it,
+    so that an instruction split across lines reads as one."""
+    parts, starts, position = [], [], 0
+    for line in lines:
+        body = _LINE_START.sub("", line).rstrip()
+        starts.append(position)
+        parts.append(body)
+        position += len(body) + 1
+    return " ".join(parts), starts
 
 
 def injection_markers(text: str) -> list[str]:
-    """Phrases that try to change the assistant's instructions ("ignore previous instructions", "you are now")."""
-    return [match.group(0) for match in _INJECTION.finditer(text)]
+    """Phrases that try to change the assistant's instructions ("ignore previous instructions", "you are now"),
+    also when split across lines."""
+    return [match.group(0) for match in _INJECTION.finditer(_joined(text.splitlines())[0])]
 
 
 WITHHELD = "[instruction-like text withheld]"
@@ -129,8 +172,13 @@ WITHHELD = "[instruction-like text withheld]"
 
 
 def quote_as_data(passage: str) -> str:
-    """A retrieved passage with instruction-like sentences withheld, so it can only inform, never instruct."""
-    lines = []
-    for line in passage.splitlines():
-        lines.append(WITHHELD if injection_markers(line) else line)
-    return "\n".join(lines)
+    """A retrieved passage with instruction-like text withheld (every line it touches), so it can only inform,
+    never instruct."""
+    lines = passage.splitlines(keepends=True)
+    joined, starts = _joined(lines)
+    withheld: set[int] = set()
+    for match in _INJECTION.finditer(joined):
+        end = match.start() + len(match.group().rstrip()) - 1
+        withheld.update(range(bisect_right(starts, match.start()) - 1, bisect_right(starts, end)))
+    return "".join(WITHHELD + line[len(line.rstrip("\r\n")):] if number in withheld else line
+                   for number, line in enumerate(lines))

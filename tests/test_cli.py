@@ -82,6 +82,62 @@ def test_bad_input_exits_2_with_one_clear_line(fast_env: dict, args: list, env: 
     assert last.startswith("error: ") and message in last
 
 
+@pytest.mark.parametrize("bad", ["x" * 65, "a b", "../../etc", ""])
+def test_bad_conversation_id_exits_2_with_one_line_before_any_model_loads(bad: str):
+    result = assistant("ask", "How do I reset my password?", "--conversation", bad,
+                       env={"ASSISTANT_MODEL": "/nonexistent/model", "ASSISTANT_EMBEDDER": "hash"}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --conversation: a conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+
+
+def test_conversation_id_with_nul_exits_2_with_one_line(monkeypatch: pytest.MonkeyPatch, capsys):
+    from assistant import cli
+
+    # a NUL cannot travel in a process's arguments, so this runs the entry point in this process
+    monkeypatch.setattr(sys, "argv", ["assistant", "ask", "hello", "--conversation", "abc\x00def"])
+    with pytest.raises(SystemExit) as stopped:
+        cli.main()
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --conversation: a conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+
+
+# Tests run as root, for whom permission bits do not stop writes: these places refuse new files to root too
+# (/proc takes no new files or folders, and nothing can be created under a regular file).
+@pytest.mark.parametrize("command, place, env, message", [
+    ("db", "read-only data dir", {"ASSISTANT_DATA_DIR": "/proc"}, "/proc does not let this process create"),
+    ("ask", "read-only data dir", {"ASSISTANT_DATA_DIR": "/proc"}, "/proc does not let this process create"),
+    ("db", "missing data dir under a read-only parent", {"ASSISTANT_DATA_DIR": "/proc/nope/data"},
+     "cannot create the folder /proc/nope/data"),
+    ("db", "data dir under a regular file", {"ASSISTANT_DATA_DIR": "{file}/data"}, "{file} is a file, not a folder"),
+    ("db", "store URL under /proc", {"ASSISTANT_DATABASE_URL": "sqlite:////proc/nope/a.db"},
+     "cannot create the folder /proc/nope"),
+    ("ask", "read-only data dir, store elsewhere",
+     {"ASSISTANT_DATA_DIR": "/proc", "ASSISTANT_DATABASE_URL": "sqlite:///{file}.db"},
+     "cannot write the default index to /proc/indexes/default"),
+])
+def test_unwritable_store_place_exits_2_with_one_line(tmp_path: Path, command, place, env, message):
+    regular_file = tmp_path / "a-file"
+    regular_file.write_text("not a folder")
+    env = {key: value.format(file=regular_file) for key, value in env.items()}
+    args = ["db", "upgrade"] if command == "db" else ["ask", "How do I reset my password?"]
+    result = assistant(*args, env={"ASSISTANT_EMBEDDER": "hash", **env}, timeout=60)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message.format(file=regular_file) in line, place
+    assert "Start the database" not in line
+    assert "ASSISTANT_DATA_DIR" in line
+
+
+def test_any_unwritable_path_exits_2_with_one_line_instead_of_a_traceback():
+    result = assistant("kb", "build", str(ARTICLES_DIR), "--index", "/proc/nope/idx",
+                       env={"ASSISTANT_EMBEDDER": "hash"}, timeout=120)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "/proc/nope" in last and "Traceback" not in result.stderr
+
+
 def test_corrupt_index_keeps_logged_turns(fast_env: dict, isolated_env: Path, tmp_path: Path):
     ok = assistant("ask", "How do I reset my password?", "--json", env=fast_env)
     conversation = json.loads(ok.stdout.strip().splitlines()[-1])["conversation_id"]

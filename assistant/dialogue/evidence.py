@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.dialogue.text import content_words, fact_tokens, split_sentences
-from assistant.guards import WITHHELD, quote_as_data
+from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -105,7 +105,8 @@ class EvidenceSet:
         out = []
         for n, article in enumerate(self.articles, start=1):
             sections = dict.fromkeys(e.unit.section for e in self.of_article(n) if e.unit.section)
-            out.append(" ".join([article.title, *sections]))
+            heading = " ".join([article.title, *sections])
+            out.append("" if injection_markers(heading) else heading)  # a poisoned title supports nothing
         return out
 
     def summary(self) -> list[dict[str, object]]:

@@ -25,7 +25,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
     path = sqlite_path(url)
     if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(path)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -45,6 +45,30 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+WHERE_TO_WRITE = ("Set ASSISTANT_DATA_DIR to a folder this process can write, or ASSISTANT_DATABASE_URL "
+                  "to another store.")
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Create the database's folder and file, or say in one line why they cannot be created and what to do."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        existing = next((folder for folder in path.parent.parents if folder.exists()), Path("/"))
+        why = (f"{existing} is a file, not a folder" if not existing.is_dir()
+               else f"{existing} does not let this process create folders ({err.strerror})")
+        raise StoreUnavailable(f"cannot create the folder {path.parent} for the conversation store: {why}. "
+                               f"{WHERE_TO_WRITE}") from err
+    if path.is_dir():
+        raise StoreUnavailable(f"the conversation store {path} is a folder, not a database file. {WHERE_TO_WRITE}")
+    try:
+        with open(path, "ab"):  # SQLite treats an empty file as an empty database
+            pass
+    except OSError as err:
+        raise StoreUnavailable(f"{path.parent} does not let this process create or write {path.name}, the "
+                               f"conversation store ({err.strerror}). {WHERE_TO_WRITE}") from err
 
 
 def sqlite_path(url: str) -> Path | None:

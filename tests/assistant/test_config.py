@@ -35,3 +35,23 @@ def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch):
 
 def test_database_password_is_masked():
     assert mask_url("postgresql+psycopg://bob:s3cret@db:5432/x") == "postgresql+psycopg://bob:***@db:5432/x"
+
+
+@pytest.mark.parametrize("variable", ["ASSISTANT_API_KEYS", "ASSISTANT_AGENT_KEYS"])
+@pytest.mark.parametrize("value", ['[""]', '["   "]', '["good-key", "\\t"]'])
+def test_empty_keys_are_refused_at_start(monkeypatch: pytest.MonkeyPatch, variable: str, value: str):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{variable}: .*empty or only whitespace"):
+        load_settings()
+
+
+def test_empty_keys_are_refused_from_the_file_and_from_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    config = tmp_path / "keys.toml"
+    config.write_text('agent_keys = [""]\n', encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="ASSISTANT_AGENT_KEYS"):
+        load_settings()
+    monkeypatch.delenv("ASSISTANT_CONFIG")
+    with pytest.raises(ConfigError, match="ASSISTANT_API_KEYS"):
+        load_settings(api_keys=[" "])
+    assert load_settings(api_keys="a, ,b").api_keys == ["a", "b"]  # blanks between commas are separators

@@ -98,11 +98,55 @@ def test_mild_annoyance_and_ordinary_words_do_not_escalate():
 
 
 @pytest.mark.parametrize("text", ["order NW-10482337 placed 2024-05-17", "invoice 55501234", "serial 8842 1123 99",
-                                  "Call us on 0800 and press 2"])
+                                  "Call us on 0800 and press 2", "order 1048233755", "shipped 17.05.2024",
+                                  "card ending 4111.1111.1111.1112 (fails Luhn)", "version 10.4.2 of the app",
+                                  "open 9:00 to 17:30, 12/05/2024", "tracking 1Z999AA10123456784",
+                                  "iban GB82 WEST 1234 5698 7654 33 (fails mod-97)", "price 1.234.567,89"])
 def test_order_numbers_dates_and_serials_are_not_redacted(text):
     from assistant.guards import redact_pii
 
     assert redact_pii(text) == (text, [])
+
+
+PII_FORMATS = [
+    ("EMAIL", "mail jo@x.example please", "jo@x.example"),
+    ("EMAIL", "write to Jo.Doe+billing@mail.example.co.uk.", "Jo.Doe+billing@mail.example.co.uk"),
+    ("EMAIL", "first_last@sub-domain.example.org is mine", "first_last@sub-domain.example.org"),
+    ("EMAIL", "JANE.DOE@EXAMPLE.COM", "JANE.DOE@EXAMPLE.COM"),
+    ("PHONE", "my number 555 010 9999", "555 010 9999"),
+    ("PHONE", "call me on 555 123 4567", "555 123 4567"),
+    ("PHONE", "my phone is (555) 010-9999", "(555) 010-9999"),
+    ("PHONE", "reach me at 555.010.9999 after six", "555.010.9999"),
+    ("PHONE", "mobile: 555-010-9999", "555-010-9999"),
+    ("PHONE", "my number is 5550109999", "5550109999"),
+    ("PHONE", "212-555-0188 is where I am", "212-555-0188"),
+    ("PHONE", "I'm on +44 20 7946 0958", "+44 20 7946 0958"),
+    ("PHONE", "+1 (555) 010-9999", "+1 (555) 010-9999"),
+    ("PHONE", "ring 020 7946 0958 tomorrow", "020 7946 0958"),
+    ("PHONE", "0049 30 1234567", "0049 30 1234567"),
+    ("PHONE", "text me on 07700 900123", "07700 900123"),
+    ("PHONE", "appelez le +33 1 23 45 67 89", "+33 1 23 45 67 89"),
+    ("CARD", "card 4111 1111 1111 1111", "4111 1111 1111 1111"),
+    ("CARD", "card 4111-1111-1111-1111", "4111-1111-1111-1111"),
+    ("CARD", "a card written 4111.1111.1111.1111", "4111.1111.1111.1111"),
+    ("CARD", "4111111111111111 was charged", "4111111111111111"),
+    ("CARD", "mastercard 5500 0000 0000 0004", "5500 0000 0000 0004"),
+    ("CARD", "amex 3782 822463 10005", "3782 822463 10005"),
+    ("CARD", "discover 6011.0009.9013.9424", "6011.0009.9013.9424"),
+    ("IBAN", "iban GB82 WEST 1234 5698 7654 32", "GB82 WEST 1234 5698 7654 32"),
+    ("IBAN", "GB82WEST12345698765432", "GB82WEST12345698765432"),
+    ("IBAN", "iban gb82-west-1234-5698-7654-32", "gb82-west-1234-5698-7654-32"),
+    ("IBAN", "to DE89 3704 0044 0532 0130 00 please", "DE89 3704 0044 0532 0130 00"),
+    ("IBAN", "FR14 2004 1010 0505 0001 3M02 606", "FR14 2004 1010 0505 0001 3M02 606"),
+    ("IBAN", "NL91ABNA0417164300", "NL91ABNA0417164300"),
+]
+
+
+@pytest.mark.parametrize("kind, text, value", PII_FORMATS)
+def test_each_written_form_of_personal_data_is_redacted(kind, text, value):
+    from assistant.guards import redact_pii
+
+    assert redact_pii(text) == (text.replace(value, f"[{kind}]"), [(kind, value)])
 
 
 def test_pii_kinds_and_checksums():

@@ -96,6 +96,13 @@ def test_public_address_needs_both_kinds_of_key(settings):
     check_exposure(settings.model_copy(update={"host": "localhost"}))
 
 
+def test_blank_keys_do_not_count_as_keys_for_a_public_address(settings):
+    with pytest.raises(ConfigError, match="ASSISTANT_API_KEYS not set"):
+        check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": [""], "agent_keys": ["b"]}))
+    with pytest.raises(ConfigError, match="ASSISTANT_AGENT_KEYS not set"):
+        check_exposure(settings.model_copy(update={"host": "0.0.0.0", "api_keys": ["a"], "agent_keys": [" \t"]}))
+
+
 def test_agent_console_takeover_reply_seen_by_customer(served_with_keys):
     from gradio_client import Client
 
@@ -127,6 +134,32 @@ def test_agent_console_needs_a_key_but_the_chat_does_not(served_with_keys):
     assert httpx.get(url + "config").status_code == 200
 
 
+CONSOLE_ENDPOINTS = ("take_over", "hand_back", "/transcript", "/resolve", "/reply", "/queue")
+
+
+def test_agent_console_shows_nothing_of_itself_before_sign_in(served_with_keys):
+    url, _ = served_with_keys
+    with httpx.Client(base_url=url + "agent/", timeout=5) as visitor:
+        page = visitor.get("")
+        assert page.status_code == 200 and '"auth_required":true' in page.text  # the sign-in form only
+        assert not [name for name in CONSOLE_ENDPOINTS if name in page.text]
+        assert "agent console" not in page.text
+        for path in ("config", "gradio_api/info", "gradio_api/info?all_endpoints=true", "gradio_api/runs",
+                     "gradio_api/openapi.json", "openapi.json", "manifest.json", "gradio_api/startup-events",
+                     "gradio_api/app_id", "gradio_api/run-history/records", "monitoring", "gradio_api/mcp/schema"):
+            answer = visitor.get(path)
+            assert answer.status_code in (401, 404), path
+            assert not [name for name in CONSOLE_ENDPOINTS if name in answer.text], path
+        assert visitor.post("login", data={"username": "ana", "password": "wrong"}).status_code == 400
+        assert visitor.get("assets/" + page.text.split("./assets/", 1)[1].split('"', 1)[0]).status_code == 200
+
+        assert visitor.post("login", data={"username": "ana", "password": "k-agent"}).status_code == 200
+        info = visitor.get("gradio_api/info").json()
+        assert {"/take_over", "/hand_back", "/transcript", "/resolve", "/reply"} <= set(info["named_endpoints"])
+        assert "take_over" in visitor.get("").text  # signed in: the page is the console itself
+    assert httpx.get(url + "config").status_code == 200  # the customer chat stays public
+
+
 def test_chat_restores_a_stored_conversation(served, make_manager):
     from ui.chat import build_chat_app
 
@@ -138,3 +171,29 @@ def test_chat_restores_a_stored_conversation(served, make_manager):
     assert conversation_id == "resume-1" and [m["role"] for m in chat] == ["user", "assistant"]
     assert "**Sources**" in chat[-1]["content"] and ids == [None, events[-1].message_id] and last_seen == ids[-1]
     assert restore("unknown-id") == ([], None, [], 0)
+
+
+@pytest.mark.parametrize("bad", ["x" * 65, "abc\x00def"])
+def test_chat_warns_about_a_bad_conversation_id_without_a_traceback(make_manager, monkeypatch, bad):
+    import gradio as gr
+
+    from ui.chat import build_chat_app
+
+    manager = make_manager()
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", lambda message, *args, **kwargs: warnings.append(message))
+    app = build_chat_app(manager, manager.settings)
+    handlers = {getattr(fn.fn, "__name__", ""): fn.fn for fn in app.fns.values()}
+    outputs = list(handlers["send"]("How do I reset my password?", [], bad, []))
+    assert outputs == [("How do I reset my password?", [], bad, [])]  # the text stays in the box to send again
+    assert warnings == ["A conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
+    assert handlers["restore"](bad) == ([], None, [], 0)  # a tampered id in the browser: start afresh
+    assert manager.store.conversations() == []
+
+
+def test_feedback_api_with_a_bad_conversation_id_answers_with_the_reason(served):
+    from gradio_client import Client
+
+    url, _ = served
+    with pytest.raises(Exception, match="a conversation id is 1 to 64 characters"):  # noqa: B017 - gradio_client's own error
+        Client(url, verbose=False).predict("x" * 65, 1, 1, api_name="/feedback")
