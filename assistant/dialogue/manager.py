@@ -114,7 +114,7 @@ class DialogueManager:
         """Generate from the evidence and stream only the sentences that pass the check."""
         evidence = turn.evidence
         yield Sources(evidence.articles)
-        checker = GroundingChecker(evidence.texts(), embed=self.retriever.embedder.encode,
+        checker = GroundingChecker(evidence.texts(), embed=self.evidence.vectors,  # cached: units repeat across turns
                                    min_similarity=self.settings.support_similarity, contexts=evidence.contexts(),
                                    foreign_terms=self.evidence.foreign_terms(text))
         steps, article = evidence.procedure()
