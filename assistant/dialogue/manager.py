@@ -229,7 +229,7 @@ class DialogueManager:
         if reply != streamed:
             yield Token(reply[len(streamed):] if reply.startswith(streamed) else reply)
         articles = turn.evidence.articles if turn.evidence else []
-        cited = replies.citations(numbers, articles)
+        cited = replies.citations(numbers, articles, evidence=turn.evidence.texts() if turn.evidence else ())
         timings = {**turn.timings, "total_s": time.perf_counter() - turn.started}
         check = check or CheckOutcome()
         # Only what the customer disclosed is redacted from the reply: the help center's own phone numbers stay.

@@ -53,12 +53,15 @@ def cited_hits(reply: str, hits: Sequence[Hit]) -> list[int]:
     return sorted({int(n) for n in CITATION_MARKER.findall(reply) if 1 <= int(n) <= len(hits)})
 
 
-def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 220) -> list[dict[str, Any]]:
-    """What a cited source shows the customer: number, article id, title, link and a snippet."""
+def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 220,
+              evidence: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What a cited source shows the customer: number, article id, title, link and a snippet (the evidence the
+    answer came from when given, else the article's best passage)."""
     out = []
     for n in numbers:
         hit = hits[n - 1]
-        snippet = hit.text if len(hit.text) <= snippet_chars else hit.text[:snippet_chars].rsplit(" ", 1)[0] + "…"
+        text = " ".join((evidence[n - 1] if n <= len(evidence) and evidence[n - 1] else hit.text).split())
+        snippet = text if len(text) <= snippet_chars else text[:snippet_chars].rsplit(" ", 1)[0] + "…"
         out.append({"n": n, "doc_id": hit.doc_id, "title": hit.title, "source": hit.source, "snippet": snippet})
     return out
 
