@@ -39,7 +39,9 @@ def test_ask_answers_a_demo_question_from_the_right_article(real_env: dict, real
     user, reply = store.messages(payload["conversation_id"])
     assert reply.model_id == "smollm2-135m-instruct" and reply.adapter_id is None
     assert reply.first_token_s is not None and 0 < reply.retrieval_s < reply.first_token_s < reply.total_s
-    assert [r.doc_id for r in store.retrievals(reply.id)] == [hit["doc_id"] for hit in payload["sources"]]
+    retrieved = [r.doc_id for r in store.retrievals(reply.id)]  # every hit; the sources are the evidence articles
+    assert [hit["doc_id"] for hit in payload["sources"]] == [d for d in retrieved if d in
+                                                            {hit["doc_id"] for hit in payload["sources"]}]
 
 
 def test_real_model_streams_many_tokens_in_process(real_data_dir: Path):
@@ -53,7 +55,7 @@ def test_real_model_streams_many_tokens_in_process(real_data_dir: Path):
     tokens = [e for e in events if isinstance(e, Token)]
     final = events[-1]
     assert isinstance(final, Final) and final.decision == "answer"
-    assert len(tokens) >= 5
+    assert tokens and "".join(t.text for t in tokens) == final.text  # checked sentences only, nothing replaced
     assert "billing/refund-policy" in [c["doc_id"] for c in final.citations] + [
         h.doc_id for h in manager.retriever.search("How long do refunds take to reach my card?", k=3)]
     off_topic = list(manager.respond(None, "What's a good recipe for banana bread?", channel="eval"))[-1]
@@ -122,7 +124,7 @@ def test_assistant_serve_answers_in_the_browser_chat(real_env: dict, tmp_path: P
         job = client.submit("Which payment methods do you accept?", [], api_name="/chat")
         updates = list(job)
         _, chat = job.result()
-        assert len(updates) >= 3
+        assert len(updates) >= 2  # streamed: the checked answer arrives before the final update with sources
         answer = str(chat[-1]["content"])
         assert "**Sources**" in answer and "https://help.northwind.example/billing/" in answer
     finally:
