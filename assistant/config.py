@@ -77,8 +77,6 @@ class Settings(BaseSettings):
     """Tokens shared by neighbouring chunks of a long section."""
     support_similarity: float = Field(default=0.75, ge=0.0, le=1.0)
     """A reply sentence whose embedding is this close to a passage sentence counts as supported (dev-tuned)."""
-    extract_similarity: float = Field(default=0.55, ge=0.0, le=1.0)
-    """The extractive fallback quotes a passage sentence only this close to the question (dev-tuned)."""
     abstain_below: float = Field(default=0.05, ge=0.0, le=1.0)
     """Below this retrieval confidence the assistant abstains and offers a human (a floor for far-off questions;
     the evidence score decides near misses)."""
