@@ -20,6 +20,8 @@ app.add_typer(kb_app, name="kb")
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on labelled test sets.")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(no_args_is_help=True, help="Export training data, fine-tune adapters, pretrain, fit classifiers.")
+app.add_typer(train_app, name="train")
 log = logging.getLogger("assistant.cli")
 
 IndexOption = Annotated[str | None, typer.Option("--index", help="Index name under the data dir, or a path.")]
