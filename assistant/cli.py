@@ -375,6 +375,32 @@ def train_promote(name: Annotated[str, typer.Argument(help="Adapter name or path
 
     settings = _settings()
     typer.echo(f"production adapter: {promote_adapter(settings, name)}")
+@train_app.command("export")
+def train_export(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write (replaced whole, never half-written).")],
+    since: Annotated[str | None, typer.Option(
+        help="Only conversations started on or after this ISO date or date-time (UTC unless offset).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Only conversations started before this date-time, or up to the end of this date.")] = None,
+    channel: Annotated[str | None, typer.Option(
+        help="Channels, comma-separated: web, api, cli, eval (default: all but eval).")] = None,
+    feedback: Annotated[str | None, typer.Option(
+        help="`positive`: only thumbs-up bot replies (agent replies are always kept).")] = None,
+    negatives: Annotated[bool, typer.Option(
+        "--negatives", help="Write thumbs-down replies as preference records {prompt, chosen, rejected}.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Export logged conversations as training transcripts: each answer or agent reply after its turn's prompt."""
+    from assistant.store import Store
+    from training.export import check_output, evidence_ranker, export_options, export_transcripts
+
+    options = export_options(since, until, channel, feedback, negatives)  # bad options fail before any work
+    check_output(out)
+    settings = _settings(index=index)
+    summary = export_transcripts(Store.open(settings.store_url), out, settings, options, evidence_ranker(settings))
+    preferences = f" and {summary.preferences} preference records" if summary.preferences else ""
+    typer.echo(f"wrote {summary.records} training records{preferences} from {summary.conversations} conversations "
+               f"to {summary.path}")
 
 
 @app.command()
