@@ -375,6 +375,8 @@ def train_promote(name: Annotated[str, typer.Argument(help="Adapter name or path
 
     settings = _settings()
     typer.echo(f"production adapter: {promote_adapter(settings, name)}")
+
+
 @train_app.command("export")
 def train_export(
     out: Annotated[Path, typer.Option("--out", help="JSONL file to write (replaced whole, never half-written).")],

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.dialogue.evidence import Evidence, EvidenceConfig, EvidenceRanker, EvidenceSet, Unit
+from assistant.dialogue.evidence import Evidence, EvidenceRanker, EvidenceSet, Unit
 from assistant.errors import AssistantError
 from assistant.prompts import build_messages
 from assistant.store import Conversation, Message, Store
@@ -148,10 +148,9 @@ def check_output(path: Path) -> Path:
 def evidence_ranker(settings: Settings) -> EvidenceRanker:
     """The evidence ranker the server builds over the configured index (titles, list groups, handed-over turns)."""
     from assistant.bootstrap import open_retriever
+    from assistant.dialogue.manager import evidence_ranker as serving_ranker
 
-    retriever = open_retriever(settings)
-    config = EvidenceConfig(min_score=settings.min_evidence_score, margin=settings.evidence_margin)
-    return EvidenceRanker(retriever.index.chunks, retriever.embedder.encode, config)
+    return serving_ranker(settings, open_retriever(settings))
 
 
 def export_transcripts(store: Store, out: Path, settings: Settings, options: ExportOptions | None = None,

@@ -25,7 +25,7 @@ from typing import Any
 
 from assistant.errors import AssistantError
 from assistant.prompts import IGNORE_INDEX, PROMPT_VERSION, RenderedConversation, render_conversation
-from knowledge.artifacts import atomic_directory, new_card, sha256_file, write_card
+from knowledge.artifacts import atomic_directory, folder_checksums, new_card, sha256_file, write_card
 from training.data import Example
 from training.records import TrainingDataError
 
@@ -300,7 +300,7 @@ def save_adapter(model: Any, out_dir: Path, *, base_dir: Path, base_name: str, c
         card = new_card(out_dir.name, "adapter", base={"path": base_name, "sha256": model_fingerprint(base_dir)},
                         data=list(data_files), config={**asdict(config), "target_modules": list(config.target_modules),
                                                        "prompt_version": PROMPT_VERSION, "sources": sources},
-                        metrics=metrics, prompt_version=PROMPT_VERSION)
+                        metrics=metrics, prompt_version=PROMPT_VERSION, files=folder_checksums(tmp))
         write_card(tmp, card)
     log.info("saved adapter %s (%.1f MB)", out_dir, sum(p.stat().st_size for p in out_dir.iterdir()) / 1e6)
 
