@@ -137,3 +137,9 @@ def test_dstc11_folder_without_files_is_a_clear_error(tmp_path):
 
     with pytest.raises(TrainingDataError, match="missing knowledge.json"):
         dstc11.load_turns(tmp_path)
+
+
+def test_preference_records_of_an_export_are_not_trained_on(tmp_path):
+    preference = {"id": "p1", "prompt": GOOD["messages"][:1], "chosen": None, "rejected": "Wrong.", "metadata": {}}
+    path = write(tmp_path / "export.jsonl", [json.dumps(GOOD), json.dumps(preference)])
+    assert [t.id for t in read_transcripts([path])] == ["c1"]
