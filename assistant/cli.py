@@ -355,8 +355,8 @@ def train_pretrain(
         raise typer.Exit(130) from None
     metrics = result.card["metrics"]
     typer.echo(f"dev perplexity: {metrics['dev_perplexity_before']:.2f} before, {metrics['dev_perplexity_after']:.2f} "
-               f"after ({metrics['steps']} steps, {metrics['train_tokens']} train tokens, "
-               f"{metrics['dev_tokens']} dev tokens)")
+               f"after, {metrics['dev_perplexity_unigram']:.2f} from token frequencies alone ({metrics['steps']} "
+               f"steps, {metrics['train_tokens']} train tokens, {metrics['dev_tokens']} dev tokens)")
     typer.echo(f"saved {result.path}; use it with ASSISTANT_MODEL={out}")
 
 
@@ -382,7 +382,7 @@ def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    for name in ("assistant", "knowledge", "ui"):
+    for name in ("assistant", "knowledge", "training", "ui"):
         logging.getLogger(name).setLevel(logging.INFO)
 
 

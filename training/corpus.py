@@ -160,3 +160,11 @@ def _blocks(documents: list[np.ndarray], block_size: int) -> np.ndarray:
     stream = np.concatenate(documents)
     count = len(stream) // block_size
     return stream[: count * block_size].reshape(count, block_size)
+
+
+def unigram_perplexity(split: BlockSplit, vocab_size: int) -> float:
+    """Dev perplexity of token frequencies on the train blocks (add-one): the floor a trained LM must beat."""
+    size = max(vocab_size, int(split.train.max()) + 1, int(split.dev.max()) + 1)
+    counts = np.bincount(split.train.ravel(), minlength=size).astype(np.float64) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    return float(np.exp(-log_probs[split.dev[:, 1:].ravel()].mean()))  # the first token of a block is not predicted

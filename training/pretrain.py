@@ -22,7 +22,7 @@ from typing import Any, Literal
 from assistant.config import Settings
 from assistant.errors import ConfigError
 from knowledge.artifacts import atomic_directory, new_card, sha256_file, write_card
-from training.corpus import BlockSplit, read_corpus, split_blocks, tokenize_documents
+from training.corpus import BlockSplit, read_corpus, split_blocks, tokenize_documents, unigram_perplexity
 from training.runs import (
     KEPT_CHECKPOINTS,
     StopOnInterrupt,
@@ -172,12 +172,13 @@ def pretrain(config: PretrainConfig, settings: Settings, *, callbacks: Sequence[
 
     output = _fit(trainer, resume_from, checkpoints, config.resume_command())
     after = dev_perplexity(trainer.model, split.dev, config.batch_size)
-    log.info("dev perplexity after training: %.2f (before %.2f)", after, before)
+    unigram = unigram_perplexity(split, len(tokenizer))
+    log.info("dev perplexity after training: %.2f (before %.2f; token frequencies alone %.2f)", after, before, unigram)
 
     card = new_card(target.name, "model", base=base, data=corpus.sources, config={
         **_run_config(config), "learning_rate": config.learning_rate, "world_size": trainer.args.world_size,
         "device": str(trainer.args.device), "bf16": trainer.args.bf16, "architecture": _architecture(trainer.model)},
-        metrics={"dev_perplexity_before": before, "dev_perplexity_after": after,
+        metrics={"dev_perplexity_before": before, "dev_perplexity_after": after, "dev_perplexity_unigram": unigram,
                  **_run_metrics(trainer, output, split, resume_from)})
     if trainer.is_world_process_zero():
         _save(trainer.model, tokenizer, target, card, model_bytes)

@@ -50,6 +50,7 @@ def test_from_scratch_perplexity_falls_and_the_folder_reloads(tiny_model_dir: Pa
     metrics = card["metrics"]
     assert metrics["dev_perplexity_after"] < metrics["dev_perplexity_before"]
     assert metrics["steps"] == 12 and metrics["train_tokens"] > 0 and metrics["dev_blocks"] >= 1
+    assert 1 < metrics["dev_perplexity_unigram"] < metrics["dev_perplexity_before"]
     assert card["kind"] == "model" and card["base"]["path"] == "scratch"
     assert [(d["path"], d["rows"]) for d in card["data"]] == [(str(ARTICLES_DIR), 47), (str(TRANSCRIPTS), 64)]
     assert card["data"][1]["sha256"] == sha256_file(TRANSCRIPTS)
