@@ -9,7 +9,6 @@ checkpoint there; the model folder of an earlier run is only replaced by a compl
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import shlex
@@ -21,12 +20,11 @@ from typing import Any, Literal
 
 from assistant.config import Settings
 from assistant.errors import ConfigError
-from knowledge.artifacts import atomic_directory, new_card, sha256_file, write_card
+from knowledge.artifacts import atomic_directory, new_card, write_card
 from training.corpus import BlockSplit, read_corpus, split_blocks, tokenize_documents, unigram_perplexity
 from training.runs import (
     KEPT_CHECKPOINTS,
     StopOnInterrupt,
-    TrainingInterrupted,
     check_space,
     checkpoint_bytes,
     checkpoint_to_resume,
@@ -37,6 +35,7 @@ from training.runs import (
     step_of,
     write_run_record,
 )
+from training.sft import TrainingInterrupted, model_fingerprint  # one stop error and base fingerprint for all training
 
 log = logging.getLogger(__name__)
 
@@ -245,16 +244,7 @@ def _load_model(config: PretrainConfig, tokenizer, source: Path):
     context = getattr(model.config, "max_position_embeddings", None)
     if context and config.block_size > context:
         raise ConfigError(f"--block-size {config.block_size} is longer than the base model's context ({context})")
-    return model, {"path": str(source), "sha256": weights_sha256(source)}
-
-
-def weights_sha256(model_dir: Path) -> str:
-    """SHA-256 of a model folder's weights (of the listing of per-file hashes when sharded)."""
-    files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
-    if len(files) == 1:
-        return sha256_file(files[0])
-    listing = "".join(f"{path.name}:{sha256_file(path)}\n" for path in files)
-    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+    return model, {"path": str(source), "sha256": model_fingerprint(source)}
 
 
 class _BlockDataset:

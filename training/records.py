@@ -87,7 +87,8 @@ def read_records(path: Path, parse: Callable[[dict[str, Any]], T], *, skip_bad: 
             reason = f"not valid JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
             bad.append(f"{path}, line {line_no}: {reason}")
     if bad and not skip_bad:
-        shown = "; ".join(bad[:MAX_REPORTED]) + (f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else "")
+        more = f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        shown = "; ".join(bad[:MAX_REPORTED]) + more
         raise TrainingDataError(f"{len(bad)} bad line(s): {shown}. Fix them, or pass --skip-bad to leave them out")
     for message in bad:
         log.warning("skipped %s", message)

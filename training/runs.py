@@ -29,10 +29,6 @@ ADAM_BYTES_PER_PARAM = 8  # two float32 moments per parameter in every checkpoin
 SPACE_MARGIN = 64 << 20
 
 
-class TrainingInterrupted(AssistantError):
-    """Training was stopped (Ctrl-C); the message says which checkpoint is kept and how to resume."""
-
-
 class NotEnoughDisk(AssistantError):
     """Too little free space for the checkpoints or the model; nothing was written."""
 

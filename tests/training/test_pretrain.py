@@ -14,6 +14,7 @@ from knowledge.demo_data import ARTICLES_DIR, TRANSCRIPTS
 from tests.test_cli import assistant
 from training.corpus import read_corpus, split_blocks, tokenize_documents
 from training.records import TrainingDataError
+from training.sft import model_fingerprint
 
 MODEL_FILES = {"card.json", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "chat_template.jinja"}
@@ -69,7 +70,7 @@ def test_continued_pretraining_records_its_base(tiny_model_dir: Path, support_te
     result = run([support_text, texts], base=str(tiny_model_dir), lr=1e-3)
 
     card = read_card(result.path)
-    assert card["base"] == {"path": str(tiny_model_dir), "sha256": sha256_file(tiny_model_dir / "model.safetensors")}
+    assert card["base"] == {"path": str(tiny_model_dir), "sha256": model_fingerprint(tiny_model_dir)}
     assert card["data"][1]["rows"] == 2 and card["config"]["from_scratch"] is False
     assert card["metrics"]["dev_perplexity_after"] < card["metrics"]["dev_perplexity_before"]
 
@@ -79,7 +80,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_dir: 
     from transformers import TrainerCallback
 
     from assistant.errors import ConfigError
-    from training.runs import TrainingInterrupted
+    from training.sft import TrainingInterrupted
 
     previous = isolated_env / "models" / "pt"
     shutil.copytree(tiny_model_dir, previous)
