@@ -312,6 +312,55 @@ def eval_answers(
             typer.echo(f"{key:>20}: {shown}")
 
 
+@train_app.command("pretrain")
+def train_pretrain(
+    data: Annotated[list[Path], typer.Option(
+        "--data", help="Text file, folder of documents, transcript JSONL or JSONL with a \"text\" field; repeatable.")],
+    out: Annotated[str, typer.Option("--out", help="Model name under <data dir>/models/, or a path.")],
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Train a new small Llama.")] = False,
+    preset: Annotated[str, typer.Option(help="From-scratch size: tiny (≈ 3M parameters) or small (≈ 50M).")
+                      ] = "small",
+    base: Annotated[str | None, typer.Option(help="Model to continue (name or folder); default: the base.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer of a from-scratch model; default: the base's.")
+                         ] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the train blocks.")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps; overrides --epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate; default 1e-3 scratch, 5e-5 continued.")
+                  ] = None,
+    batch_size: Annotated[int, typer.Option(help="Blocks per device per micro-batch.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    block_size: Annotated[int, typer.Option(help="Tokens per training block.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and the data order.")] = 0,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    eval_steps: Annotated[int | None, typer.Option(help="Dev loss every N steps; default: --save-steps.")] = None,
+    dev_fraction: Annotated[float, typer.Option(help="Share of documents held out for dev perplexity.")] = 0.05,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from this run's last checkpoint.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out malformed JSONL lines and unreadable files."
+                                           )] = False,
+) -> None:
+    """Pretrain a causal LM from scratch, or continue pretraining the base on support text; dev perplexity before
+    and after."""
+    from training.pretrain import PretrainConfig, pretrain
+    from training.sft import TrainingInterrupted
+
+    config = PretrainConfig(
+        data=data, out=out, from_scratch=from_scratch, preset=preset, base=base, tokenizer=tokenizer,
+        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        block_size=block_size, seed=seed, save_steps=save_steps, eval_steps=eval_steps, dev_fraction=dev_fraction,
+        resume=resume, skip_bad=skip_bad)
+    try:
+        result = pretrain(config, _settings())
+    except (TrainingInterrupted, KeyboardInterrupt) as err:
+        typer.echo(f"error: {str(err) or 'stopped; no model was saved, the previous one (if any) is unchanged'}",
+                   err=True)
+        raise typer.Exit(130) from None
+    metrics = result.card["metrics"]
+    typer.echo(f"dev perplexity: {metrics['dev_perplexity_before']:.2f} before, {metrics['dev_perplexity_after']:.2f} "
+               f"after, {metrics['dev_perplexity_unigram']:.2f} from token frequencies alone ({metrics['steps']} "
+               f"steps, {metrics['train_tokens']} train tokens, {metrics['dev_tokens']} dev tokens)")
+    typer.echo(f"saved {result.path}; use it with ASSISTANT_MODEL={out}")
+
+
 @train_app.command("sft")
 def train_sft_command(
     out: Annotated[str, typer.Option(help="Adapter name (under <data dir>/adapters/) or a path.")],
@@ -427,7 +476,7 @@ def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    for name in ("assistant", "knowledge", "ui"):
+    for name in ("assistant", "knowledge", "training", "ui"):
         logging.getLogger(name).setLevel(logging.INFO)
 
 
