@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -312,6 +313,13 @@ def eval_answers(
             typer.echo(f"{key:>20}: {shown}")
 
 
+def _stopped(err: BaseException) -> None:
+    """Training stopped by Ctrl-C: say what was kept and how to go on; exit 130 like an interrupted command."""
+    typer.echo(f"error: {str(err) or 'stopped; nothing was saved, the previous artifact (if any) is unchanged'}",
+               err=True)
+    raise typer.Exit(130) from None
+
+
 @train_app.command("pretrain")
 def train_pretrain(
     data: Annotated[list[Path], typer.Option(
@@ -341,7 +349,7 @@ def train_pretrain(
     """Pretrain a causal LM from scratch, or continue pretraining the base on support text; dev perplexity before
     and after."""
     from training.pretrain import PretrainConfig, pretrain
-    from training.sft import TrainingInterrupted
+    from training.runs import TrainingInterrupted
 
     config = PretrainConfig(
         data=data, out=out, from_scratch=from_scratch, preset=preset, base=base, tokenizer=tokenizer,
@@ -351,9 +359,7 @@ def train_pretrain(
     try:
         result = pretrain(config, _settings())
     except (TrainingInterrupted, KeyboardInterrupt) as err:
-        typer.echo(f"error: {str(err) or 'stopped; no model was saved, the previous one (if any) is unchanged'}",
-                   err=True)
-        raise typer.Exit(130) from None
+        _stopped(err)
     metrics = result.card["metrics"]
     typer.echo(f"dev perplexity: {metrics['dev_perplexity_before']:.2f} before, {metrics['dev_perplexity_after']:.2f} "
                f"after, {metrics['dev_perplexity_unigram']:.2f} from token frequencies alone ({metrics['steps']} "
@@ -392,6 +398,7 @@ def train_sft_command(
     """LoRA fine-tuning on transcripts, pairs derived from an index and DSTC11; writes adapters/<name>/ + card."""
     from assistant.models import resolve_model_dir
     from training.mixture import Mixture, assemble, write_run_data
+    from training.runs import TrainingInterrupted
     from training.sft import SFTConfig, merge_adapter, train_sft
 
     settings = _settings(**({"model": base} if base else {}))
@@ -406,10 +413,14 @@ def train_sft_command(
     config = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, rank=rank, alpha=alpha, max_tokens=max_tokens,
                        row_tokens=row_tokens, grad_accum=grad_accum, eval_every=eval_every, patience=patience,
                        seed=seed)
-    result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,
-                       checkpoint_dir=settings.data_dir / "checkpoints" / target.name, config=config,
-                       data_files=files, resume=resume,
-                       sources={**mixture.counts, "index": from_index, "dstc11": str(dstc11) if dstc11 else None})
+    resume_command = shlex.join(["assistant", *sys.argv[1:], *([] if resume else ["--resume"])])
+    try:
+        result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,
+                           checkpoint_dir=settings.data_dir / "checkpoints" / f"adapter-{target.name}", config=config,
+                           data_files=files, resume=resume, threads=settings.threads, resume_command=resume_command,
+                           sources={**mixture.counts, "index": from_index, "dstc11": str(dstc11) if dstc11 else None})
+    except (TrainingInterrupted, KeyboardInterrupt) as err:
+        _stopped(err)
     typer.echo(f"adapter {target}: dev loss {result.metrics['dev_loss_before']} -> {result.metrics['dev_loss']}, "
                f"{result.metrics['steps']} steps, {result.metrics['tokens_per_s']} tokens/s")
     if merge:

@@ -24,18 +24,16 @@ from knowledge.artifacts import atomic_directory, new_card, write_card
 from training.corpus import BlockSplit, read_corpus, split_blocks, tokenize_documents, unigram_perplexity
 from training.runs import (
     KEPT_CHECKPOINTS,
-    StopOnInterrupt,
     check_space,
     checkpoint_bytes,
     checkpoint_to_resume,
-    interrupt_requests_stop,
-    interrupted_message,
+    fit,
+    model_fingerprint,
     parameter_bytes,
     resumed_run,
     step_of,
     write_run_record,
 )
-from training.sft import TrainingInterrupted, model_fingerprint  # one stop error and base fingerprint for all training
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +167,7 @@ def pretrain(config: PretrainConfig, settings: Settings, *, callbacks: Sequence[
             write_run_record(checkpoints, {**identity, "dev_perplexity_before": before})
     log.info("dev perplexity before training: %.2f", before)
 
-    output = _fit(trainer, resume_from, checkpoints, config.resume_command())
+    output = fit(trainer, resume_from, checkpoints, config.resume_command())
     after = dev_perplexity(trainer.model, split.dev, config.batch_size)
     unigram = unigram_perplexity(split, len(tokenizer))
     log.info("dev perplexity after training: %.2f (before %.2f; token frequencies alone %.2f)", after, before, unigram)
@@ -183,20 +181,6 @@ def pretrain(config: PretrainConfig, settings: Settings, *, callbacks: Sequence[
         _save(trainer.model, tokenizer, target, card, model_bytes)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the model is complete; its checkpoints are not needed
     return PretrainResult(target, card)
-
-
-def _fit(trainer, resume_from: Path | None, checkpoints: Path, resume_command: str):
-    """Run the Trainer; Ctrl-C ends in a checkpoint and a TrainingInterrupted naming the resume command."""
-    stop = StopOnInterrupt()
-    trainer.add_callback(stop)
-    try:
-        with interrupt_requests_stop(stop):
-            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(interrupted_message(checkpoints, resume_command, "stopped at once")) from None
-    if stop.requested:
-        raise TrainingInterrupted(interrupted_message(checkpoints, resume_command))
-    return output
 
 
 def _run_metrics(trainer, output, split: BlockSplit, resume_from: Path | None) -> dict[str, Any]:

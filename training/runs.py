@@ -29,6 +29,10 @@ ADAM_BYTES_PER_PARAM = 8  # two float32 moments per parameter in every checkpoin
 SPACE_MARGIN = 64 << 20
 
 
+class TrainingInterrupted(AssistantError):
+    """Training stopped before the end (Ctrl-C); the last checkpoint can be resumed."""
+
+
 class NotEnoughDisk(AssistantError):
     """Too little free space for the checkpoints or the model; nothing was written."""
 
@@ -144,3 +148,29 @@ def check_space(needs: dict[Path, int]) -> None:
                 f"not enough disk space in {shown}: about {need / 1e9:.2f} GB is needed there for the model and its "
                 f"checkpoints, {free / 1e9:.2f} GB is free. Free some space or set ASSISTANT_DATA_DIR to a larger "
                 "disk; nothing was written and the previous model, if any, is unchanged")
+
+
+def fit(trainer: Any, resume_from: Path | None, checkpoints: Path, resume_command: str) -> Any:
+    """Run the Trainer; Ctrl-C ends in a checkpoint and a TrainingInterrupted naming the resume command."""
+    stop = StopOnInterrupt()
+    trainer.add_callback(stop)
+    try:
+        with interrupt_requests_stop(stop):
+            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interrupted_message(checkpoints, resume_command, "stopped at once")) from None
+    if stop.requested:
+        raise TrainingInterrupted(interrupted_message(checkpoints, resume_command))
+    return output
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """SHA-256 over a model folder's weight files (what an adapter or a continued model was trained on)."""
+    import hashlib
+
+    from knowledge.artifacts import sha256_file
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.safetensors")) or sorted(Path(model_dir).glob("*.bin")):
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()

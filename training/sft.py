@@ -14,6 +14,7 @@ The engine is the Trainer, so gradient accumulation, checkpoints, resume, bf16 o
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -23,18 +24,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import AssistantError
 from assistant.prompts import IGNORE_INDEX, PROMPT_VERSION, RenderedConversation, render_conversation
 from knowledge.artifacts import atomic_directory, folder_checksums, new_card, sha256_file, write_card
 from training.data import Example
 from training.records import TrainingDataError
+from training.runs import (
+    ADAM_BYTES_PER_PARAM,
+    KEPT_CHECKPOINTS,
+    check_space,
+    checkpoint_to_resume,
+    fit,
+    model_fingerprint,
+    resumed_run,
+    write_run_record,
+)
 
 log = logging.getLogger(__name__)
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-class TrainingInterrupted(AssistantError):
-    """Training stopped before the end (Ctrl-C); the last checkpoint can be resumed."""
 
 
 @dataclass
@@ -173,16 +179,6 @@ def training_arguments(output_dir: Path, config: SFTConfig, *, has_dev: bool, us
     )
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """SHA-256 over the base model's weight files (what an adapter was trained on)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).glob("*.safetensors")) or sorted(Path(model_dir).glob("*.bin")):
-        digest.update(sha256_file(path).encode())
-    return digest.hexdigest()
-
-
 def train_sft(
     train: Sequence[Example],
     dev: Sequence[Example],
@@ -195,6 +191,8 @@ def train_sft(
     data_files: Sequence[dict[str, Any]] = (),
     resume: bool = False,
     sources: dict[str, Any] | None = None,
+    threads: int | None = None,
+    resume_command: str | None = None,
 ) -> SFTResult:
     """Fine-tune a LoRA adapter on `train`, pick the checkpoint with the best dev loss, write it with its card."""
     import torch
@@ -208,7 +206,7 @@ def train_sft(
                                 "or more data")
     use_cuda = torch.cuda.is_available()
     if not use_cuda:
-        torch.set_num_threads(cpu_threads())
+        torch.set_num_threads(threads or cpu_threads())
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     train_rows_raw = render(train, tokenizer, config.max_tokens)
@@ -228,24 +226,21 @@ def train_sft(
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                       target_modules=list(config.target_modules))
     model = get_peft_model(model, lora)
-    _check_disk(checkpoint_dir, model)
-    if not resume and checkpoint_dir.exists():
-        shutil.rmtree(checkpoint_dir)  # a fresh run: old checkpoints would be resumed by mistake
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    check_space({checkpoint_dir: checkpoint_bytes_of_adapter(model) * KEPT_CHECKPOINTS, out_dir: 50 << 20})
+    resume_from = checkpoint_to_resume(checkpoint_dir, resume)
+    identity = {"data": [f.get("sha256") for f in data_files], "base": str(base_dir), "config": asdict(config)}
+    if resume_from:
+        resumed_run(checkpoint_dir, {"data": identity["data"], "base": identity["base"]})
+    else:
+        write_run_record(checkpoint_dir, json.loads(json.dumps(identity, default=str)))
     args = training_arguments(checkpoint_dir, config, has_dev=bool(dev_rows), use_cuda=use_cuda)
     callbacks = [EarlyStoppingCallback(config.patience)] if dev_rows and config.patience else []
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_rows, eval_dataset=dev_rows or None,
                                data_collator=RowCollator(tokenizer.pad_token_id or tokenizer.eos_token_id),
                                callbacks=callbacks)
-    dev_before = trainer.evaluate()["eval_loss"] if dev_rows and not resume else None
+    dev_before = trainer.evaluate()["eval_loss"] if dev_rows and not resume_from else None
     started = time.perf_counter()
-    try:
-        result = trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoint_dir) if resume else None)
-    except KeyboardInterrupt as err:
-        last = _latest_checkpoint(checkpoint_dir)
-        where = f"the last checkpoint is {last}; run the same command with --resume to continue" if last else \
-            "no checkpoint was saved yet"
-        raise TrainingInterrupted(f"training interrupted: {where}. {out_dir} was not changed") from err
+    result = fit(trainer, resume_from, checkpoint_dir, resume_command or "the same command with --resume")
     runtime = time.perf_counter() - started
     dev_after = trainer.evaluate()["eval_loss"] if dev_rows else None
     metrics = {
@@ -259,30 +254,17 @@ def train_sft(
     }
     save_adapter(trainer.model, out_dir, base_dir=base_dir, base_name=base_name, config=config, metrics=metrics,
                  data_files=data_files, sources=sources or {})
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the adapter is complete; its checkpoints are not needed
     return SFTResult(out_dir, metrics)
+
+
+def checkpoint_bytes_of_adapter(model: Any) -> int:
+    """One checkpoint of a LoRA run: the trainable weights and AdamW's two moments."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad) * (4 + ADAM_BYTES_PER_PARAM)
 
 
 def _rounded(value: float | None) -> float | None:
     return round(float(value), 4) if value is not None else None
-
-
-def _latest_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
-def _check_disk(folder: Path, model: Any) -> None:
-    """Checkpoints hold the adapter and its optimiser state: fail before training when they cannot fit."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    needed = trainable * 4 * 3 * 3 + (64 << 20)  # weights + two Adam moments, a few checkpoints, slack
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < needed:
-        raise AssistantError(f"not enough disk space under {probe}: {free >> 20} MB free, training needs about "
-                             f"{needed >> 20} MB; free some space or set ASSISTANT_DATA_DIR elsewhere")
 
 
 def save_adapter(model: Any, out_dir: Path, *, base_dir: Path, base_name: str, config: SFTConfig,

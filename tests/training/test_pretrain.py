@@ -14,7 +14,7 @@ from knowledge.demo_data import ARTICLES_DIR, TRANSCRIPTS
 from tests.test_cli import assistant
 from training.corpus import read_corpus, split_blocks, tokenize_documents
 from training.records import TrainingDataError
-from training.sft import model_fingerprint
+from training.runs import model_fingerprint
 
 MODEL_FILES = {"card.json", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "chat_template.jinja"}
@@ -80,7 +80,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_continues_from_it(tiny_model_dir: 
     from transformers import TrainerCallback
 
     from assistant.errors import ConfigError
-    from training.sft import TrainingInterrupted
+    from training.runs import TrainingInterrupted
 
     previous = isolated_env / "models" / "pt"
     shutil.copytree(tiny_model_dir, previous)

@@ -10,7 +10,8 @@ import pytest
 from assistant.prompts import IGNORE_INDEX, render_conversation, render_prompt
 from knowledge.artifacts import folder_checksums, read_card, sha256_file
 from training.data import Example
-from training.sft import SFTConfig, TrainingInterrupted, pack, render, train_sft
+from training.runs import TrainingInterrupted
+from training.sft import SFTConfig, pack, render, train_sft
 
 SYSTEM = {"role": "system", "content": "You are Northwind Support."}
 QA = [
@@ -99,7 +100,7 @@ def test_a_packed_row_gives_each_example_the_loss_it_has_alone(tiny_model_dir, t
     assert packed.item() == pytest.approx(alone.item(), rel=1e-4)
 
 
-def _train(tmp_path: Path, tiny_model_dir: Path, name: str = "tiny", **overrides):
+def _train(tmp_path: Path, tiny_model_dir: Path, name: str = "tiny", resume: bool = False, **overrides):
     config = SFTConfig(**{"max_steps": 6, "lr": 5e-3, "eval_every": 3, "grad_accum": 1, "row_tokens": 256,
                           "patience": 0, "rank": 4, "alpha": 8, **overrides})
     data = tmp_path / "train.jsonl"
@@ -107,7 +108,7 @@ def _train(tmp_path: Path, tiny_model_dir: Path, name: str = "tiny", **overrides
     files = [{"path": str(data), "sha256": sha256_file(data), "rows": 24}]
     return train_sft(examples(), examples(4, "d"), base_dir=tiny_model_dir, base_name="tiny",
                      out_dir=tmp_path / "adapters" / name, checkpoint_dir=tmp_path / "checkpoints" / name,
-                     config=config, data_files=files)
+                     config=config, data_files=files, resume=resume)
 
 
 def test_training_lowers_dev_loss_and_writes_a_complete_card(tmp_path, tiny_model_dir):
@@ -141,23 +142,15 @@ def test_the_adapter_reloads_and_changes_the_output(tmp_path, tiny_model_dir):
     assert "".join(tuned.stream(messages)) is not None  # streams with the adapter applied
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_model_dir):
-    _train(tmp_path, tiny_model_dir, max_steps=3)
-    assert (tmp_path / "checkpoints" / "tiny" / "checkpoint-3").is_dir()
-    config = SFTConfig(max_steps=6, lr=5e-3, eval_every=3, grad_accum=1, row_tokens=256, patience=0, rank=4, alpha=8)
-    result = train_sft(examples(), examples(4, "d"), base_dir=tiny_model_dir, base_name="tiny",
-                       out_dir=tmp_path / "adapters" / "tiny", checkpoint_dir=tmp_path / "checkpoints" / "tiny",
-                       config=config, resume=True)
-    assert result.metrics["steps"] == 6
-    state = json.loads((tmp_path / "checkpoints" / "tiny" / "checkpoint-6" / "trainer_state.json").read_text())
-    assert state["log_history"][0]["step"] <= 3  # the history of the first run continues
-
-
-def test_ctrl_c_keeps_the_previous_adapter_and_a_checkpoint(tmp_path, tiny_model_dir, monkeypatch):
-    first = _train(tmp_path, tiny_model_dir, max_steps=3)
-    before = folder_checksums(first.adapter_dir)
+def test_ctrl_c_keeps_the_served_adapter_and_a_checkpoint_that_resumes(tmp_path, tiny_model_dir, monkeypatch):
     from transformers import Trainer
 
+    from assistant.errors import ConfigError
+
+    first = _train(tmp_path, tiny_model_dir, max_steps=3)
+    before = folder_checksums(first.adapter_dir)
+    checkpoints = tmp_path / "checkpoints" / "tiny"
+    assert not checkpoints.exists()  # a finished run leaves only its adapter
     original = Trainer.training_step
     calls = {"n": 0}
 
@@ -169,9 +162,14 @@ def test_ctrl_c_keeps_the_previous_adapter_and_a_checkpoint(tmp_path, tiny_model
 
     monkeypatch.setattr(Trainer, "training_step", interrupted)
     with pytest.raises(TrainingInterrupted, match="--resume"):
-        _train(tmp_path, tiny_model_dir, max_steps=10)
-    assert folder_checksums(first.adapter_dir) == before
-    assert (tmp_path / "checkpoints" / "tiny" / "checkpoint-3").is_dir()
+        _train(tmp_path, tiny_model_dir, max_steps=6)
+    monkeypatch.undo()
+    assert folder_checksums(first.adapter_dir) == before  # the adapter being served is untouched
+    assert (checkpoints / "checkpoint-3").is_dir()
+    with pytest.raises(ConfigError, match="pass --resume"):
+        _train(tmp_path, tiny_model_dir, max_steps=6)
+    resumed = _train(tmp_path, tiny_model_dir, max_steps=6, resume=True)
+    assert resumed.metrics["steps"] == 6 and folder_checksums(first.adapter_dir) != before
 
 
 def test_an_adapter_for_another_base_is_a_clear_error(tmp_path, tiny_model_dir):
