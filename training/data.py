@@ -66,7 +66,8 @@ class Example:
     def from_transcript(cls, transcript: Transcript, source: str = "") -> Example:
         meta = transcript.metadata
         server = meta.get("prompt") == "server" or meta.get("train_on") == "last"
-        questions = meta.get("questions") or [m["content"] for m in transcript.messages if m["role"] == "user"]
+        questions = meta.get("questions") or [customer_text(m["content"]) for m in transcript.messages
+                                              if m["role"] == "user"]
         return cls(transcript.id, str(meta.get("group") or meta.get("conversation_id") or transcript.id),
                    transcript.messages, "last" if server else "all", str(meta.get("source") or source),
                    tuple(questions))
@@ -199,6 +200,12 @@ def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3) -> lis
                     out.append(Example(f"{group}#{section or 'intro'}:near-miss", group, tuple(messages), "last",
                                        "index-near-miss", (question,)))
     return out
+
+
+def customer_text(content: str) -> str:
+    """What the customer wrote, from a user turn that may be the server's (summary, evidence, then `Question:`)."""
+    head, marker, question = content.rpartition("\nQuestion: ")
+    return question if marker and ("Evidence:" in head or head.startswith("Earlier in this conversation")) else content
 
 
 def normalise_question(text: str) -> str:

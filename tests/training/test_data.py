@@ -143,3 +143,14 @@ def test_preference_records_of_an_export_are_not_trained_on(tmp_path):
     preference = {"id": "p1", "prompt": GOOD["messages"][:1], "chosen": None, "rejected": "Wrong.", "metadata": {}}
     path = write(tmp_path / "export.jsonl", [json.dumps(GOOD), json.dumps(preference)])
     assert [t.id for t in read_transcripts([path])] == ["c1"]
+
+
+def test_the_leak_check_reads_the_question_inside_a_server_prompt():
+    from training.records import Transcript
+
+    question = json.loads(Path(TESTSET).read_text(encoding="utf-8").splitlines()[0])["question"]
+    exported = Transcript("x", ({"role": "system", "content": "S"},
+                                {"role": "user", "content": f"Evidence:\n[1] A\n> a\n\nQuestion: {question}"},
+                                {"role": "assistant", "content": "A."}), {"prompt": "server"})
+    example = Example.from_transcript(exported)
+    assert example.train_on == "last" and drop_leaks([example], held_out_questions([TESTSET])) == []
