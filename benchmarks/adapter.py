@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the `training` package, not benchmarks/training.py beside this script
 log = logging.getLogger("benchmarks.adapter")
 FIGURES = ("answer_rate", "abstention", "groundedness", "fallback_rate", "fact_recall", "wrong_fact_rate",
            "token_f1", "latency_p50_s")
@@ -102,6 +103,7 @@ def main() -> None:
     result: dict[str, Any] = {"baseline": "base", "adapter": args.adapter}
     if not args.skip_demo:
         result["demo"] = demo(args.adapter, args.limit)
+        log.info("demo figures: %s", json.dumps(result["demo"]))
         base, tuned = result["demo"]["base"], result["demo"][args.adapter]
         for key in ("fact_recall", "token_f1"):
             if base.get(key) and tuned.get(key) is not None:
