@@ -375,6 +375,8 @@ def train_sft_command(
                                                         "into its server prompts.")] = None,
     dstc11: Annotated[Path | None, typer.Option(help="DSTC11 Track 5 folder: add its training split.")] = None,
     dstc11_limit: Annotated[int, typer.Option(min=0, help="Most DSTC11 examples.")] = 400,
+    near_miss_every: Annotated[int, typer.Option(min=0, help="Every n-th question derived from the index is also "
+                                                 "asked without its article, to learn to decline (0: never).")] = 3,
     held_out: Annotated[list[Path] | None, typer.Option(help="Another test/dev set whose questions must not be "
                                                               "trained on; repeatable.")] = None,
     base: Annotated[str | None, typer.Option(help="Base model name or folder (default: the configured model).")] = None,
@@ -407,6 +409,7 @@ def train_sft_command(
     base_dir = resolve_model_dir(settings)
     target = settings.artifact_path("adapter", out)
     mixture = Mixture(transcripts=data or [], index=from_index, dstc11=dstc11, dstc11_limit=dstc11_limit,
+                      near_miss_every=near_miss_every,
                       held_out=held_out or [], dev_fraction=dev_fraction, seed=seed, skip_bad=skip_bad)
     train, dev = assemble(mixture, settings)
     files = write_run_data(settings.data_dir / "training" / target.name, train, dev, data or [])

@@ -38,6 +38,8 @@ class Mixture:
     """Derive pairs from this index and rebuild raw transcripts into its server prompts."""
     dstc11: Path | None = None
     dstc11_limit: int = 400
+    near_miss_every: int = 3
+    """Every n-th derived question is also asked with its article withheld (0: no near misses)."""
     held_out: Sequence[Path] = ()
     """Test and dev sets whose questions must not be trained on (the demo ones are always included)."""
     dev_fraction: float = 0.1
@@ -57,7 +59,7 @@ def assemble(mixture: Mixture, settings: Any) -> tuple[list[Example], list[Examp
         from assistant.bootstrap import open_retriever
 
         prompts = ServerPrompts(settings, open_retriever(settings, index=mixture.index))
-        derived = pairs_from_index(prompts)
+        derived = pairs_from_index(prompts, near_miss_every=mixture.near_miss_every)
         mixture.counts["index_pairs"] = len(derived)
         examples += derived
     rebuilt = 0
