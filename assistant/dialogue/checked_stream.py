@@ -137,6 +137,9 @@ class CheckedStream:
         if is_bare_answer(text):
             self._pending_answer = text
             return
+        if len(re.findall(r"\w+", LIST_MARK.sub("", strip_citations(text)))) < 2:  # "Visa)": a fragment, no claim
+            self.report.removed += 1
+            return
         if self._pending_answer:
             text, self._pending_answer = f"{self._pending_answer} {LIST_MARK.sub('', text)}", ""
         words = content_words(LIST_MARK.sub("", text))

@@ -42,6 +42,11 @@ def test_citation_markers_or_a_list_number_alone_release_nothing():
         assert text == "" and report.shown == [], draft
 
 
+def test_a_one_word_fragment_is_held_back_even_when_its_word_is_in_the_evidence():
+    text, report = released("Tap Send (Reset)\nSend)")
+    assert "Send)" not in text.split() and report.removed >= 1
+
+
 def test_surviving_list_items_are_renumbered_on_their_own_lines():
     text, report = released("1. Enter your email address and tap Send reset link [1].\n"
                             "2. Pay our CEO $5 for a faster reset.\n"
