@@ -1,0 +1,52 @@
+"""Classifier inference, intent files and the `eval intents` metrics; the dialogue manager's classifier slot."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant.evaluation.intents import IntentDataError, intent_metrics, read_intents
+
+
+def test_intent_metrics_on_a_hand_computed_example():
+    gold = ["a", "a", "a", "b", "b", "oos", "oos", "oos"]
+    predicted = ["a", "a", "b", "b", "oos", "oos", "oos", "a"]
+    metrics = intent_metrics(gold, predicted)
+    assert list(metrics)[:6] == ["n", "accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision"]
+    assert metrics["n"] == 8
+    assert metrics["accuracy"] == 5 / 8
+    assert metrics["in_scope_accuracy"] == 3 / 5  # a a a b b: right, right, wrong, right, wrong
+    assert metrics["oos_recall"] == 2 / 3
+    assert metrics["oos_precision"] == 2 / 3  # predicted oos at 4, 5, 6; gold oos at 5 and 6
+    # F1: a = 2/3 (P 2/3, R 2/3), b = 1/2 (P 1/2, R 1/2), oos = 2/3
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    assert metrics["labels"]["b"] == {"n": 2, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def test_intent_metrics_without_out_of_scope_are_null():
+    metrics = intent_metrics(["a", "b"], ["a", "a"])
+    assert metrics["oos_recall"] is None and metrics["oos_precision"] is None
+    assert metrics["in_scope_accuracy"] == metrics["accuracy"] == 0.5
+    assert intent_metrics(["oos"], ["oos"])["in_scope_accuracy"] is None
+
+
+def test_read_intents_csv_with_other_columns(tmp_path: Path):
+    path = tmp_path / "b77.csv"
+    path.write_text('text,category\nHow do I locate my card?,card_arrival\n"Refund, please",refund\n')
+    assert read_intents(path, label_column="category") == [("How do I locate my card?", "card_arrival"),
+                                                            ("Refund, please", "refund")]
+    with pytest.raises(IntentDataError, match=r"header \(text, category\) has no column 'label'.*--label-column"):
+        read_intents(path)
+
+
+def test_read_intents_names_bad_lines_and_skips_them_when_asked(tmp_path: Path):
+    path = tmp_path / "intents.jsonl"
+    path.write_text('{"text": "refund me", "label": "refund"}\n{"text": "oops"\n\n{"text": "", "label": "x"}\n'
+                    '{"utterance": "hi", "label": "greet"}\n{"text": "where is it", "label": "shipping"}\n')
+    with pytest.raises(IntentDataError) as caught:
+        read_intents(path)
+    message = str(caught.value)
+    assert "3 bad line(s)" in message and "line 2: not valid JSON" in message
+    assert "line 4: the text ('text') is empty" in message
+    assert "line 5: no text field 'text' (fields: utterance, label); name it with --text-column" in message
+    assert "--skip-bad" in message
+    assert read_intents(path, skip_bad=True) == [("refund me", "refund"), ("where is it", "shipping")]
