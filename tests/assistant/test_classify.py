@@ -1,9 +1,12 @@
 """Classifier inference, intent files and the `eval intents` metrics; the dialogue manager's classifier slot."""
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from assistant.classify import ClassifierError, IntentClassifier, decide
 from assistant.evaluation.intents import IntentDataError, intent_metrics, read_intents
 
 
@@ -29,6 +32,13 @@ def test_intent_metrics_without_out_of_scope_are_null():
     assert intent_metrics(["oos"], ["oos"])["in_scope_accuracy"] is None
 
 
+def test_below_the_threshold_is_out_of_scope_with_the_rest_of_the_probability():
+    probabilities = np.array([[0.9, 0.1], [0.45, 0.55]])
+    assert decide(probabilities, ["refund", "shipping"], 0.6) == [("refund", pytest.approx(0.9)),
+                                                                   ("oos", pytest.approx(0.45))]
+    assert decide(probabilities, ["refund", "shipping"], 0.0)[1] == ("shipping", pytest.approx(0.55))
+
+
 def test_read_intents_csv_with_other_columns(tmp_path: Path):
     path = tmp_path / "b77.csv"
     path.write_text('text,category\nHow do I locate my card?,card_arrival\n"Refund, please",refund\n')
@@ -50,3 +60,22 @@ def test_read_intents_names_bad_lines_and_skips_them_when_asked(tmp_path: Path):
     assert "line 5: no text field 'text' (fields: utterance, label); name it with --text-column" in message
     assert "--skip-bad" in message
     assert read_intents(path, skip_bad=True) == [("refund me", "refund"), ("where is it", "shipping")]
+
+
+def test_missing_and_damaged_classifiers_say_what_to_do(tmp_path: Path, intent_classifier_dir: Path):
+    with pytest.raises(ClassifierError, match="does not exist: train it again with `assistant train classifier"):
+        IntentClassifier.load(tmp_path / "nothing")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(intent_classifier_dir, damaged)
+    (damaged / "head.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ClassifierError, match="is damaged"):
+        IntentClassifier.load(damaged)
+
+
+def test_predict_after_reload(intent_classifier_dir: Path):
+    classifier = IntentClassifier.load(intent_classifier_dir)
+    texts = ["I would like a refund for my order", "where is my parcel", "I forgot my password again"]
+    predictions = classifier.predict(texts)
+    assert [label for label, _ in predictions] == ["refund", "shipping", "password"]
+    assert all(0.0 < p <= 1.0 for _, p in predictions)
+    assert classifier.predict([]) == []
