@@ -1,5 +1,6 @@
 """Classifier inference, intent files and the `eval intents` metrics; the dialogue manager's classifier slot."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 
 from assistant.classify import ClassifierError, IntentClassifier, decide
 from assistant.evaluation.intents import IntentDataError, intent_metrics, read_intents
+from tests.test_cli import assistant
 
 
 def test_intent_metrics_on_a_hand_computed_example():
@@ -79,3 +81,20 @@ def test_predict_after_reload(intent_classifier_dir: Path):
     assert [label for label, _ in predictions] == ["refund", "shipping", "password"]
     assert all(0.0 < p <= 1.0 for _, p in predictions)
     assert classifier.predict([]) == []
+
+
+def test_eval_intents_json_is_the_last_line(tmp_path: Path, intent_classifier_dir: Path):
+    testset = tmp_path / "test.csv"
+    testset.write_text("text,category\nI want a refund,refund\nwhere is my package now,shipping\n"
+                       "tell me a funny joke,oos\n")
+    result = assistant("eval", "intents", "--model", str(intent_classifier_dir), "--testset", str(testset),
+                       "--label-column", "category", "--json", "--out", str(tmp_path / "items.jsonl"))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert list(payload)[:6] == ["n", "accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision"]
+    assert payload["n"] == 3 and payload["in_scope_accuracy"] == 1.0
+    records = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert records[0]["label"] == "refund" and set(records[0]) == {"text", "label", "predicted", "probability"}
+    missing = assistant("eval", "intents", "--model", str(tmp_path / "none"), "--testset", str(testset),
+                        "--label-column", "category")
+    assert missing.returncode == 2 and "train it again with `assistant train classifier" in missing.stderr
