@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.classify import ClassifierError, IntentClassifier, decide
+from assistant.classify import ClassifierError, IntentClassifier, decide, open_classifier
+from assistant.dialogue import Escalated
+from assistant.dialogue.events import TurnView
 from assistant.evaluation.intents import IntentDataError, intent_metrics, read_intents
 from tests.test_cli import assistant
 
@@ -98,3 +100,20 @@ def test_eval_intents_json_is_the_last_line(tmp_path: Path, intent_classifier_di
     missing = assistant("eval", "intents", "--model", str(tmp_path / "none"), "--testset", str(testset),
                         "--label-column", "category")
     assert missing.returncode == 2 and "train it again with `assistant train classifier" in missing.stderr
+
+
+def test_the_dialogue_manager_escalates_a_configured_intent(make_manager, intent_classifier_dir: Path):
+    manager = make_manager(classifier=str(intent_classifier_dir), escalate_intents=["refund"])
+    view = TurnView.collect(manager.respond(None, "I want a refund for my order"))
+    assert view.escalated and view.final.reason == "intent"
+    assert "intent refund" in view.final.reason_detail
+    assert any(isinstance(e, Escalated) for e in manager.respond(None, "please give me a refund"))
+    answered = TurnView.collect(manager.respond(None, "How do I reset my password?"))
+    assert not answered.escalated and answered.final.reason != "intent"
+
+
+def test_without_a_classifier_no_intent_is_set(make_manager, settings):
+    assert open_classifier(settings) is None  # none configured
+    manager = make_manager(escalate_intents=["refund"])
+    assert manager.classifier is None
+    assert not TurnView.collect(manager.respond(None, "I want a refund for my order")).escalated
