@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,8 @@ app.add_typer(kb_app, name="kb")
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answers on labelled test sets.")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
-train_app = typer.Typer(no_args_is_help=True, help="Export training data, fine-tune adapters, pretrain, fit classifiers.")
+train_app = typer.Typer(no_args_is_help=True,
+                        help="Export training data, fine-tune adapters, pretrain, fit classifiers.")
 app.add_typer(train_app, name="train")
 log = logging.getLogger("assistant.cli")
 
@@ -387,6 +389,158 @@ def train_classifier(
                f"dev {shown}; {card['metrics']['train_s']:.0f} s")
 
 
+def _stopped(err: BaseException) -> None:
+    """Training stopped by Ctrl-C: say what was kept and how to go on; exit 130 like an interrupted command."""
+    typer.echo(f"error: {str(err) or 'stopped; nothing was saved, the previous artifact (if any) is unchanged'}",
+               err=True)
+    raise typer.Exit(130) from None
+
+
+@train_app.command("pretrain")
+def train_pretrain(
+    data: Annotated[list[Path], typer.Option(
+        "--data", help="Text file, folder of documents, transcript JSONL or JSONL with a \"text\" field; repeatable.")],
+    out: Annotated[str, typer.Option("--out", help="Model name under <data dir>/models/, or a path.")],
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="Train a new small Llama.")] = False,
+    preset: Annotated[str, typer.Option(help="From-scratch size: tiny (≈ 3M parameters) or small (≈ 50M).")
+                      ] = "small",
+    base: Annotated[str | None, typer.Option(help="Model to continue (name or folder); default: the base.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Tokenizer of a from-scratch model; default: the base's.")
+                         ] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the train blocks.")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option(help="Optimizer steps; overrides --epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate; default 1e-3 scratch, 5e-5 continued.")
+                  ] = None,
+    batch_size: Annotated[int, typer.Option(help="Blocks per device per micro-batch.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    block_size: Annotated[int, typer.Option(help="Tokens per training block.")] = 512,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and the data order.")] = 0,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    eval_steps: Annotated[int | None, typer.Option(help="Dev loss every N steps; default: --save-steps.")] = None,
+    dev_fraction: Annotated[float, typer.Option(help="Share of documents held out for dev perplexity.")] = 0.05,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from this run's last checkpoint.")] = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out malformed JSONL lines and unreadable files."
+                                           )] = False,
+) -> None:
+    """Pretrain a causal LM from scratch, or continue pretraining the base on support text; dev perplexity before
+    and after."""
+    from training.pretrain import PretrainConfig, pretrain
+    from training.runs import TrainingInterrupted
+
+    config = PretrainConfig(
+        data=data, out=out, from_scratch=from_scratch, preset=preset, base=base, tokenizer=tokenizer,
+        epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+        block_size=block_size, seed=seed, save_steps=save_steps, eval_steps=eval_steps, dev_fraction=dev_fraction,
+        resume=resume, skip_bad=skip_bad)
+    try:
+        result = pretrain(config, _settings())
+    except (TrainingInterrupted, KeyboardInterrupt) as err:
+        _stopped(err)
+    metrics = result.card["metrics"]
+    typer.echo(f"dev perplexity: {metrics['dev_perplexity_before']:.2f} before, {metrics['dev_perplexity_after']:.2f} "
+               f"after, {metrics['dev_perplexity_unigram']:.2f} from token frequencies alone ({metrics['steps']} "
+               f"steps, {metrics['train_tokens']} train tokens, {metrics['dev_tokens']} dev tokens)")
+    typer.echo(f"saved {result.path}; use it with ASSISTANT_MODEL={out}")
+
+
+@train_app.command("sft")
+def train_sft_command(
+    out: Annotated[str, typer.Option(help="Adapter name (under <data dir>/adapters/) or a path.")],
+    data: Annotated[list[Path] | None, typer.Option(help="Transcript JSONL file; repeatable.")] = None,
+    from_index: Annotated[str | None, typer.Option(help="Derive pairs from this index; rebuild raw transcripts "
+                                                        "into its server prompts.")] = None,
+    dstc11: Annotated[Path | None, typer.Option(help="DSTC11 Track 5 folder: add its training split.")] = None,
+    dstc11_limit: Annotated[int, typer.Option(min=0, help="Most DSTC11 examples.")] = 400,
+    held_out: Annotated[list[Path] | None, typer.Option(help="Another test/dev set whose questions must not be "
+                                                              "trained on; repeatable.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base model name or folder (default: the configured model).")] = None,
+    epochs: Annotated[float, typer.Option(min=0.01)] = 2.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many optimiser steps (-1: epochs decide).")] = -1,
+    lr: Annotated[float, typer.Option(min=0.0)] = 2e-4,
+    rank: Annotated[int, typer.Option(min=1)] = 8,
+    alpha: Annotated[int, typer.Option(min=1)] = 16,
+    max_tokens: Annotated[int, typer.Option(min=16, help="Longer examples are left out.")] = 1024,
+    row_tokens: Annotated[int, typer.Option(min=16, help="Packed row length.")] = 2048,
+    grad_accum: Annotated[int, typer.Option(min=1)] = 4,
+    eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations and checkpoints.")] = 25,
+    patience: Annotated[int, typer.Option(min=0, help="Evaluations without progress before stopping (0: never).")] = 3,
+    dev_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    seed: int = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint of this name.")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="Also write the merged model to <data dir>/models/<name>.")]
+    = False,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Leave out malformed lines, go on.")] = False,
+) -> None:
+    """LoRA fine-tuning on transcripts, pairs derived from an index and DSTC11; writes adapters/<name>/ + card."""
+    from assistant.models import resolve_model_dir
+    from training.mixture import Mixture, assemble, write_run_data
+    from training.runs import TrainingInterrupted
+    from training.sft import SFTConfig, merge_adapter, train_sft
+
+    settings = _settings(**({"model": base} if base else {}))
+    if not (data or from_index or dstc11):
+        raise typer.BadParameter("give training data: --data transcripts.jsonl, --from-index NAME and/or --dstc11 DIR")
+    base_dir = resolve_model_dir(settings)
+    target = settings.artifact_path("adapter", out)
+    mixture = Mixture(transcripts=data or [], index=from_index, dstc11=dstc11, dstc11_limit=dstc11_limit,
+                      held_out=held_out or [], dev_fraction=dev_fraction, seed=seed, skip_bad=skip_bad)
+    train, dev = assemble(mixture, settings)
+    files = write_run_data(settings.data_dir / "training" / target.name, train, dev, data or [])
+    config = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, rank=rank, alpha=alpha, max_tokens=max_tokens,
+                       row_tokens=row_tokens, grad_accum=grad_accum, eval_every=eval_every, patience=patience,
+                       seed=seed)
+    resume_command = shlex.join(["assistant", *sys.argv[1:], *([] if resume else ["--resume"])])
+    try:
+        result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,
+                           checkpoint_dir=settings.data_dir / "checkpoints" / f"adapter-{target.name}", config=config,
+                           data_files=files, resume=resume, threads=settings.threads, resume_command=resume_command,
+                           sources={**mixture.counts, "index": from_index, "dstc11": str(dstc11) if dstc11 else None})
+    except (TrainingInterrupted, KeyboardInterrupt) as err:
+        _stopped(err)
+    typer.echo(f"adapter {target}: dev loss {result.metrics['dev_loss_before']} -> {result.metrics['dev_loss']}, "
+               f"{result.metrics['steps']} steps, {result.metrics['tokens_per_s']} tokens/s")
+    if merge:
+        merged = merge_adapter(base_dir, target, settings.artifact_path("model", target.name))
+        typer.echo(f"merged model {merged}")
+
+
+@train_app.command("promote")
+def train_promote(name: Annotated[str, typer.Argument(help="Adapter name or path, or `base` for none.")]) -> None:
+    """Make an adapter the one served as `production` (takes effect on the next start)."""
+    from assistant.models import promote_adapter
+
+    settings = _settings()
+    typer.echo(f"production adapter: {promote_adapter(settings, name)}")
+
+
+@train_app.command("export")
+def train_export(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write (replaced whole, never half-written).")],
+    since: Annotated[str | None, typer.Option(
+        help="Only conversations started on or after this ISO date or date-time (UTC unless offset).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Only conversations started before this date-time, or up to the end of this date.")] = None,
+    channel: Annotated[str | None, typer.Option(
+        help="Channels, comma-separated: web, api, cli, eval (default: all but eval).")] = None,
+    feedback: Annotated[str | None, typer.Option(
+        help="`positive`: only thumbs-up bot replies (agent replies are always kept).")] = None,
+    negatives: Annotated[bool, typer.Option(
+        "--negatives", help="Write thumbs-down replies as preference records {prompt, chosen, rejected}.")] = False,
+    index: IndexOption = None,
+) -> None:
+    """Export logged conversations as training transcripts: each answer or agent reply after its turn's prompt."""
+    from assistant.store import Store
+    from training.export import check_output, evidence_ranker, export_options, export_transcripts
+
+    options = export_options(since, until, channel, feedback, negatives)  # bad options fail before any work
+    check_output(out)
+    settings = _settings(index=index)
+    summary = export_transcripts(Store.open(settings.store_url), out, settings, options, evidence_ranker(settings))
+    preferences = f" and {summary.preferences} preference records" if summary.preferences else ""
+    typer.echo(f"wrote {summary.records} training records{preferences} from {summary.conversations} conversations "
+               f"to {summary.path}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -409,7 +563,7 @@ def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    for name in ("assistant", "knowledge", "ui"):
+    for name in ("assistant", "knowledge", "training", "ui"):
         logging.getLogger(name).setLevel(logging.INFO)
 
 

@@ -74,9 +74,9 @@ class TransformersGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device)
         if adapter_dir is not None:
-            from peft import PeftModel
+            from assistant.models import load_adapter
 
-            model = PeftModel.from_pretrained(model, adapter_dir)
+            model = load_adapter(model, adapter_dir, Path(model_dir).name)
         self.model = model.eval()
         self.model_id = Path(model_dir).name
         self.adapter_id = Path(adapter_dir).name if adapter_dir else None
@@ -90,15 +90,18 @@ class TransformersGenerator:
 
     def _fit(self, messages: list[dict[str, str]], budget: int) -> Any:
         """Tokenised prompt within `budget` tokens: the oldest turns go first, the system message stays."""
+        import torch
+
+        from assistant.prompts import render_prompt  # the renderer training uses too
+
         while True:
-            inputs = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                        return_dict=True)
-            if inputs["input_ids"].shape[1] <= budget or len(messages) <= 2:
+            ids = render_prompt(self.tokenizer, messages)
+            if len(ids) <= budget or len(messages) <= 2:
                 break
             del messages[1]
-        if inputs["input_ids"].shape[1] > budget:  # one huge turn: keep its end, where the question is
-            inputs = {key: value[:, -budget:] for key, value in inputs.items()}
-        return {key: value.to(self.device) for key, value in inputs.items()}
+        ids = ids[-budget:]  # one huge turn: keep its end, where the question is
+        input_ids = torch.tensor([ids], device=self.device)
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))

@@ -67,20 +67,68 @@ def resolve_model_dir(settings: Settings) -> Path:
     )
 
 
+SHIPPED_ADAPTER = Path(__file__).parent / "shipped_adapter"
+"""The adapter this project trains for the embedded model with its own pipeline (`make adapter`)."""
+PRODUCTION_POINTER = "production.json"
+
+
 def resolve_adapter_dir(settings: Settings, adapter: str | None = None) -> Path | None:
-    """The LoRA adapter folder to apply, or None for `base` (and `production` when none is promoted)."""
+    """The LoRA adapter folder to apply, or None for `base`.
+
+    `production` is the adapter promoted in `<data dir>/adapters/production.json`; until one is
+    promoted it is the shipped adapter when the base is the embedded model (it fits no other base).
+    """
     name = adapter or settings.adapter
+    if name == "production":
+        pointer = settings.data_dir / "adapters" / PRODUCTION_POINTER
+        if pointer.is_file():
+            name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
+        elif settings.model == DEFAULT_MODEL and (SHIPPED_ADAPTER / "adapter_config.json").is_file():
+            return SHIPPED_ADAPTER
+        else:
+            return None
     if name == "base":
         return None
-    if name == "production":
-        pointer = settings.data_dir / "adapters" / "production.json"
-        if not pointer.is_file():
-            return None
-        name = json.loads(pointer.read_text(encoding="utf-8"))["name"]
-    path = settings.artifact_path("adapter", name)
+    path = SHIPPED_ADAPTER if name == "shipped" else settings.artifact_path("adapter", name)
     if not (path / "adapter_config.json").is_file():
         raise ConfigError(
             f"adapter {name!r} not found at {path} (no adapter_config.json): train one with "
             "`assistant train sft`, name an existing adapter folder, or use `base`"
         )
     return path
+
+
+def promote_adapter(settings: Settings, name: str) -> str:
+    """Point `production` at an adapter (or `base`); the pointer is replaced in one step."""
+    import os
+    import tempfile
+
+    if name == "production":
+        raise ConfigError("name the adapter to promote (a name under adapters/, a path, `shipped` or `base`)")
+    resolve_adapter_dir(settings, name)  # fails clearly when it does not exist
+    folder = settings.data_dir / "adapters"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".production.", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"name": name}, handle)
+    os.replace(tmp, folder / PRODUCTION_POINTER)
+    log.info("promoted adapter %s to production", name)
+    return name
+
+
+def load_adapter(model: object, adapter_dir: Path, base_name: str) -> object:
+    """The model with a peft adapter applied; an adapter trained on another base is a clear error."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter_dir)
+    except (RuntimeError, ValueError, KeyError) as err:
+        trained_on = "another base model"
+        card = adapter_dir / "card.json"
+        if card.is_file():
+            base = json.loads(card.read_text(encoding="utf-8")).get("base") or {}
+            trained_on = f"base {base.get('path')!r}"
+        raise ConfigError(
+            f"adapter {adapter_dir} does not fit the model {base_name!r}: it was trained on {trained_on} "
+            f"({str(err).splitlines()[0][:200]}). Use the base it was trained on, another adapter, or `base`"
+        ) from err

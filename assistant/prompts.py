@@ -9,7 +9,8 @@ document can close the quote or speak as an instruction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.guards import quote_as_data
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from assistant.dialogue.evidence import EvidenceSet
 
 PROMPT_VERSION = "3"
+IGNORE_INDEX = -100
+"""Label of a token that carries no loss (the convention of PyTorch's cross-entropy and transformers)."""
 SUMMARY_CHARS = 400
 
 SYSTEM_TEMPLATE = (
@@ -95,3 +98,59 @@ def summarise_turns(turns: Sequence[dict[str, str]], limit: int = SUMMARY_CHARS)
     if len(text) > limit:
         text = "…" + text[-limit:]
     return f'Earlier in this conversation the customer asked: "{text}"'
+
+
+# --- Token ids: one renderer for serving (the prompt) and training (the prompt and its targets) ---------------
+
+
+@dataclass(frozen=True)
+class RenderedConversation:
+    """Token ids of a conversation and their labels: the id where the model learns it, IGNORE_INDEX elsewhere."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(label != IGNORE_INDEX for label in self.labels)
+
+
+def _template_ids(tokenizer: Any, messages: Sequence[dict[str, str]], *, generation_prompt: bool) -> list[int]:
+    ids = tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=generation_prompt,
+                                        return_dict=False)
+    return list(ids)
+
+
+def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """The ids the model continues from: the chat template with the assistant's generation prompt."""
+    return _template_ids(tokenizer, messages, generation_prompt=True)
+
+
+def render_conversation(
+    tokenizer: Any, messages: Sequence[dict[str, str]], *, train_on: Literal["all", "last"] = "all"
+) -> RenderedConversation:
+    """Ids of a whole conversation; loss on the assistant turns (or the last one) only.
+
+    An assistant turn's span is what the chat template adds after the generation prompt: the reply
+    and its end-of-turn token, which must be learned (it is how the model stops; SmolLM2's pad token
+    is that same token, so masking "padding" by id would hide it). The separator after it is not
+    learned. Spans come from rendering each prefix, so any template whose prefixes are prefixes works.
+    """
+    ids = _template_ids(tokenizer, messages, generation_prompt=False)
+    labels = [IGNORE_INDEX] * len(ids)
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if train_on == "last":
+        turns = turns[-1:]
+    end = tokenizer.eos_token_id
+    for i in turns:
+        start = len(render_prompt(tokenizer, messages[:i]))
+        upto = _template_ids(tokenizer, messages[: i + 1], generation_prompt=False)
+        if ids[: len(upto)] != upto or upto[:start] != ids[:start]:
+            raise ValueError("the chat template does not render conversations prefix by prefix; "
+                             "use a model whose template does (ChatML, Llama, Mistral do)")
+        stop = len(upto)
+        span = upto[start:]
+        if end in span:  # learn up to and including the end-of-turn token, not the newline after it
+            stop = start + len(span) - span[::-1].index(end)
+        labels[start:stop] = ids[start:stop]
+    return RenderedConversation(ids, labels)

@@ -20,7 +20,7 @@ def unavailable(what: str) -> None:
     pytest.skip(f"{what} is not available")
 
 
-def make_tiny_model(target: Path, corpus: list[str]) -> Path:
+def make_tiny_model(target: Path, corpus: list[str], hidden_size: int = 32) -> Path:
     """A 2-layer random Llama with a small BPE tokenizer trained on `corpus`, saved as an HF folder."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -36,7 +36,8 @@ def make_tiny_model(target: Path, corpus: list[str]) -> Path:
                                         pad_token="<|endoftext|>")
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                         num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)

@@ -64,6 +64,13 @@ def parse_transcript(row: dict[str, Any]) -> Transcript:
     return Transcript(str(row["id"]), tuple(clean), metadata)
 
 
+def _transcript_or_preference(row: dict[str, Any]) -> Transcript | None:
+    """A transcript, or None for a preference record of `train export --negatives`."""
+    if "rejected" in row and "prompt" in row and "messages" not in row:
+        return None
+    return parse_transcript(row)
+
+
 def read_records(path: Path, parse: Callable[[dict[str, Any]], T], *, skip_bad: bool = False) -> list[T]:
     """Parse every non-blank JSONL line of `path`; bad lines raise (naming them) unless `skip_bad`."""
     path = Path(path)
@@ -87,7 +94,8 @@ def read_records(path: Path, parse: Callable[[dict[str, Any]], T], *, skip_bad: 
             reason = f"not valid JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err)
             bad.append(f"{path}, line {line_no}: {reason}")
     if bad and not skip_bad:
-        shown = "; ".join(bad[:MAX_REPORTED]) + (f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else "")
+        more = f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        shown = "; ".join(bad[:MAX_REPORTED]) + more
         raise TrainingDataError(f"{len(bad)} bad line(s): {shown}. Fix them, or pass --skip-bad to leave them out")
     for message in bad:
         log.warning("skipped %s", message)
@@ -99,7 +107,12 @@ def read_transcripts(paths: Sequence[Path], *, skip_bad: bool = False) -> list[T
     out: list[Transcript] = []
     seen: dict[str, Path] = {}
     for path in paths:
-        for transcript in read_records(path, parse_transcript, skip_bad=skip_bad):
+        records = read_records(path, _transcript_or_preference, skip_bad=skip_bad)
+        preferences = sum(r is None for r in records)
+        if preferences:
+            log.info("%s: %d preference record(s) (prompt/chosen/rejected) are not used by supervised fine-tuning",
+                     path, preferences)
+        for transcript in (r for r in records if r is not None):
             if transcript.id in seen:
                 message = f"duplicate transcript id {transcript.id!r} in {path} (first in {seen[transcript.id]})"
                 if not skip_bad:

@@ -50,10 +50,7 @@ class DialogueManager:
     evidence: EvidenceRanker = field(init=False)
 
     def __post_init__(self) -> None:
-        cfg = EvidenceConfig(min_score=self.settings.min_evidence_score, margin=self.settings.evidence_margin)
-        self.evidence = EvidenceRanker(self.retriever.index.chunks, self.retriever.embedder.encode, cfg)
-        if len(self.retriever.index.chunks) <= 5_000:
-            self.evidence.warm()
+        self.evidence = evidence_ranker(self.settings, self.retriever)
 
     @property
     def limits(self) -> TurnLimits:
@@ -125,9 +122,7 @@ class DialogueManager:
         """Generate from the evidence and stream only the sentences that pass the check."""
         evidence = turn.evidence
         yield Sources(evidence.articles)
-        checker = GroundingChecker(evidence.texts(), embed=self.evidence.vectors,  # cached: units repeat across turns
-                                   min_similarity=self.settings.support_similarity, contexts=evidence.contexts(),
-                                   foreign_terms=self.evidence.foreign_terms(text))
+        checker = grounding_checker(self.settings, self.evidence, evidence, text)
         steps, article = evidence.procedure()
         stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1)
         draft: list[str] = []
@@ -315,3 +310,19 @@ def _recorded(pieces: Iterator[str], draft: list[str], turn: _Turn) -> Iterator[
 
 
 __all__ = ["HELD", "DialogueManager", "StreamReport"]
+
+
+def evidence_ranker(settings: Settings, retriever: Retriever) -> EvidenceRanker:
+    """The evidence ranker of a turn as the settings configure it (training builds its prompts with it too)."""
+    cfg = EvidenceConfig(min_score=settings.min_evidence_score, margin=settings.evidence_margin)
+    ranker = EvidenceRanker(retriever.index.chunks, retriever.embedder.encode, cfg)
+    if len(retriever.index.chunks) <= 5_000:
+        ranker.warm()
+    return ranker
+
+
+def grounding_checker(settings: Settings, ranker: EvidenceRanker, evidence: EvidenceSet, question: str
+                      ) -> GroundingChecker:
+    """The check a turn's reply sentences must pass: against that turn's evidence, with cached unit vectors."""
+    return GroundingChecker(evidence.texts(), embed=ranker.vectors, min_similarity=settings.support_similarity,
+                            contexts=evidence.contexts(), foreign_terms=ranker.foreign_terms(question))

@@ -51,11 +51,26 @@ def run_item(manager: DialogueManager, item: TestItem, gold_facts: set[str] | No
         "latency_s": time.perf_counter() - started,
         "first_sentence_s": final.timings.get("first_token_s"),
         "groundedness": final.check.after, "groundedness_before": final.check.before,
-        "removed": final.check.removed,
+        "removed": final.check.removed, "repeated_sentences": repeated_sentences(final.check.generated),
         "answerable": item.answerable, "gold_doc_ids": list(item.gold_doc_ids), "reference": item.answer,
         "fact_recall": fact_recall(answer, item.answer) if final.decision == ANSWER else None,
         "wrong_facts": sorted(facts - (gold_facts or set())),
     }
+
+
+def repeated_sentences(text: str) -> int:
+    """Sentences of a draft that repeat an earlier one (a loop), compared as lower-cased words."""
+    from assistant.dialogue.text import split_sentences
+    from assistant.evaluation.text_metrics import tokens
+
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for sentence in split_sentences(text):
+        words = tuple(tokens(sentence))
+        if len(words) >= 3:
+            repeats += words in seen
+            seen.add(words)
+    return repeats
 
 
 def fact_recall(answer: str, reference: str | None) -> float | None:
@@ -111,6 +126,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "abstention": sum(not r["generated"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
             "groundedness": _mean([r["groundedness_before"] for r in records if r["generated"]]),
             "sentences_held_back": sum(r["removed"] for r in records),
+            "drafts_with_repeats": sum(bool(r.get("repeated_sentences")) for r in records),
         },
     }
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +256,30 @@ class Store(TicketLog):
         """Feedback given on an assistant message."""
         with self._session() as session:
             return list(session.exec(select(Feedback).where(Feedback.message_id == message_id)))
+
+    def ratings(self, message_ids: Sequence[int]) -> dict[int, int]:
+        """The latest rating (+1 or -1) of each of these messages that has feedback (a later rating replaces
+        an earlier one)."""
+        ids = [message_id for message_id in message_ids if is_row_id(message_id)]
+        if not ids:
+            return {}
+        with self._session() as session:
+            query = (select(Feedback.message_id, Feedback.rating).where(col(Feedback.message_id).in_(ids))
+                     .order_by(col(Feedback.id)))
+            return {message_id: rating for message_id, rating in session.exec(query)}
+
+    def conversations_started(self, since: datetime | None = None, until: datetime | None = None,
+                              channels: Sequence[str] | None = None) -> list[Conversation]:
+        """Conversations started at or after `since` and before `until` on one of `channels`, oldest first."""
+        query = select(Conversation).order_by(col(Conversation.created_at), col(Conversation.id))
+        if since is not None:
+            query = query.where(Conversation.created_at >= since)
+        if until is not None:
+            query = query.where(Conversation.created_at < until)
+        if channels is not None:
+            query = query.where(col(Conversation.channel).in_(list(channels)))
+        with self._session() as session:
+            return list(session.exec(query))
 
     def conversations(self, limit: int = 100) -> list[Conversation]:
         """The most recent conversations, newest first."""

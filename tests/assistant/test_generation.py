@@ -6,7 +6,7 @@ import pytest
 from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.generation import ScriptedGenerator, TransformersGenerator
-from assistant.models import resolve_adapter_dir, resolve_model_dir
+from assistant.models import SHIPPED_ADAPTER, resolve_adapter_dir, resolve_model_dir
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do refunds work?"}]
 
@@ -41,7 +41,10 @@ def test_lora_adapter_folder_is_applied(tiny_model_dir: Path, tmp_path: Path):
 def test_production_pointer_and_base(tmp_path: Path):
     settings = load_settings(data_dir=tmp_path)
     assert resolve_adapter_dir(settings, "base") is None
-    assert resolve_adapter_dir(settings, "production") is None  # nothing promoted yet
+    # nothing promoted yet: the shipped adapter for the embedded model, none for any other base
+    assert resolve_adapter_dir(settings, "production") == SHIPPED_ADAPTER
+    assert resolve_adapter_dir(settings.model_copy(update={"model": str(tmp_path)}), "production") is None
+    assert resolve_adapter_dir(settings, "shipped") == SHIPPED_ADAPTER
     (tmp_path / "adapters").mkdir()
     (tmp_path / "adapters" / "production.json").write_text(json.dumps({"name": "gone"}))
     with pytest.raises(ConfigError, match="adapter 'gone' not found"):

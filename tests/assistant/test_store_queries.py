@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event, text
 
-from assistant.store import Conversation, Escalation, Message, Store, TicketEvent
+from assistant.store import Conversation, Escalation, Feedback, Message, Store, TicketEvent
 
 CONVERSATIONS = 4000
 
@@ -76,3 +76,27 @@ def test_the_tables_module_and_the_migrations_agree(store_url):
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": False})
         assert compare_metadata(context, SQLModel.metadata) == []  # tables, columns and indexes
+
+
+def test_export_reads_are_indexed_queries(store_url):
+    store = Store.open(store_url)
+    fill(store)
+    ratings = [{"message_id": 4 * n + 2, "rating": 1, "created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+               for n in range(CONVERSATIONS)]
+    with store.engine.begin() as conn:
+        conn.execute(Feedback.__table__.insert(), ratings)
+        conn.execute(text("ANALYZE"))
+    store.add_feedback("c7", 30, -1)
+    statements: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    started = store.conversations_started(start + timedelta(minutes=10), start + timedelta(minutes=12), ["web"])
+    assert [c.id for c in started] == ["c10", "c11"]
+    assert store.ratings([29, 30, 31, 32]) == {30: -1}  # the later rating stands
+    event.remove(store.engine, "before_cursor_execute", record)
+    assert len(statements) == 2 and full_scans(store, statements) == []
