@@ -382,7 +382,10 @@ def train_classifier(
     overrides = {"frozen": frozen, "epochs": epochs, "max_in_scope_loss": max_in_scope_loss}
     config = dataclasses.replace(ClassifierConfig(), **{k: v for k, v in overrides.items() if v is not None})
     target = settings.artifact_path("classifier", out)
-    card = fit(data, target, config, text_column=text_column, label_column=label_column, skip_bad=skip_bad)
+    try:
+        card = fit(data, target, config, text_column=text_column, label_column=label_column, skip_bad=skip_bad)
+    except KeyboardInterrupt as err:  # the half-written folder is removed; a classifier already there stays
+        _stopped(err)
     dev = card["metrics"]["dev"]
     shown = ", ".join(f"{k} {v:.3f}" for k, v in dev.items() if isinstance(v, float))
     typer.echo(f"{target}: {len(card['config']['labels'])} labels, oos threshold {card['config']['threshold']:.3f}; "
