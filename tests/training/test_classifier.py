@@ -70,12 +70,12 @@ def test_frozen_classifier_saves_a_complete_card_and_predicts_after_reload(tmp_p
 def test_fine_tuned_classifier_saves_its_encoder_and_predicts_after_reload(tmp_path: Path):
     data = write_intents(tmp_path / "intents.jsonl")
     target = tmp_path / "clf"
-    card = train_classifier(data, target, ClassifierConfig(epochs=3, batch_size=8, head_learning_rate=1e-2))
+    card = train_classifier(data, target, ClassifierConfig(epochs=2, batch_size=8))
     assert sorted(p.name for p in target.iterdir()) == ["card.json", "encoder", "head.safetensors"]
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in (target / "encoder").iterdir()}
     check_card(card, data, 40, fine_tuned=True)
     assert card == read_card(target)
-    assert 0 <= card["metrics"]["best_epoch"] <= 3
+    assert 0 <= card["metrics"]["best_epoch"] <= 2
     assert [label for label, _ in IntentClassifier.load(target).predict(TEXTS)] == ["refund", "shipping", "password"]
 
 
