@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from assistant.classify import open_classifier
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager
 from assistant.errors import ConfigError
@@ -106,4 +107,5 @@ def build_dialogue_manager(
     store = store or Store.open(settings.store_url)
     retriever = retriever or open_retriever(settings)
     generator = generator or open_generator(settings, adapter)
-    return DialogueManager(settings=settings, retriever=retriever, generator=generator, store=store)
+    return DialogueManager(settings=settings, retriever=retriever, generator=generator, store=store,
+                           classifier=open_classifier(settings))

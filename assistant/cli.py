@@ -313,6 +313,85 @@ def eval_answers(
             typer.echo(f"{key:>20}: {shown}")
 
 
+IntentsFile = Annotated[Path, typer.Option(help="Intents as JSONL {\"text\", \"label\"} or CSV with a header.")]
+TextColumnOption = Annotated[str, typer.Option(help="Column (CSV) or field (JSONL) holding the text.")]
+LabelColumnOption = Annotated[str, typer.Option(help="Column (CSV) or field (JSONL) holding the label.")]
+SkipBadLinesOption = Annotated[bool, typer.Option("--skip-bad", help="Leave out bad lines instead of stopping.")]
+
+
+@eval_app.command("intents")
+def eval_intents(
+    model: Annotated[str, typer.Option(help="Classifier name under the data dir, or a path.")],
+    testset: IntentsFile,
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    skip_bad: SkipBadLinesOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write one JSONL record per item here.")] = None,
+) -> None:
+    """Accuracy, macro F1, in-scope accuracy and out-of-scope (`oos`) recall and precision of a classifier."""
+    from assistant.classify import open_classifier
+    from assistant.evaluation.intents import intent_metrics, read_intents
+
+    items = read_intents(testset, text_column=text_column, label_column=label_column, skip_bad=skip_bad)
+    classifier = open_classifier(_settings(), model)
+    assert classifier is not None  # a name was given
+    predictions = classifier.predict([text for text, _ in items])
+    summary = intent_metrics([label for _, label in items], [label for label, _ in predictions])
+    if out:
+        out.write_text("".join(json.dumps({"text": text, "label": label, "predicted": guess, "probability": p},
+                                          ensure_ascii=False) + "\n"
+                               for (text, label), (guess, p) in zip(items, predictions, strict=True)),
+                       encoding="utf-8")
+    if as_json:
+        _print_json(summary)
+        return
+    typer.echo(f"intents on {testset} with {model}")
+    for key, value in summary.items():
+        if key != "labels":
+            typer.echo(f"{key:>18}: {f'{value:.3f}' if isinstance(value, float) else value}")
+
+
+@train_app.command("classifier")
+def train_classifier(
+    data: IntentsFile,
+    out: Annotated[str, typer.Option(help="Classifier name (saved under <data dir>/classifiers/) or a path.")],
+    text_column: TextColumnOption = "text",
+    label_column: LabelColumnOption = "label",
+    frozen: Annotated[bool, typer.Option(
+        "--frozen", help="Logistic regression on frozen embeddings (minutes) instead of fine-tuning.")] = False,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Most fine-tuning epochs (early stop on dev).")] = None,
+    max_in_scope_loss: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="In-scope dev accuracy the out-of-scope threshold may cost.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads (default: the settings' threads, else all cores; 1 when another job shares them).")
+    ] = None,
+    skip_bad: SkipBadLinesOption = False,
+) -> None:
+    """Fit an intent / out-of-scope classifier on the MiniLM embedder; a 10% dev split sets its threshold."""
+    import dataclasses
+
+    import torch
+
+    from training.classifier import ClassifierConfig
+    from training.classifier import train_classifier as fit
+
+    settings = _settings()
+    if threads or settings.threads:
+        torch.set_num_threads(threads or settings.threads)
+    overrides = {"frozen": frozen, "epochs": epochs, "max_in_scope_loss": max_in_scope_loss}
+    config = dataclasses.replace(ClassifierConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    target = settings.artifact_path("classifier", out)
+    try:
+        card = fit(data, target, config, text_column=text_column, label_column=label_column, skip_bad=skip_bad)
+    except KeyboardInterrupt as err:  # the half-written folder is removed; a classifier already there stays
+        _stopped(err)
+    dev = card["metrics"]["dev"]
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in dev.items() if isinstance(v, float))
+    typer.echo(f"{target}: {len(card['config']['labels'])} labels, oos threshold {card['config']['threshold']:.3f}; "
+               f"dev {shown}; {card['metrics']['train_s']:.0f} s")
+
+
 def _stopped(err: BaseException) -> None:
     """Training stopped by Ctrl-C: say what was kept and how to go on; exit 130 like an interrupted command."""
     typer.echo(f"error: {str(err) or 'stopped; nothing was saved, the previous artifact (if any) is unchanged'}",

@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         r"\b(close|closing|terminate|terminating) (my|our|the) account\b",
     ])
     """Regular expressions of topics that always go to a human (comma-separated in the environment)."""
+    classifier: str | None = None
+    """Intent / out-of-scope classifier (a name under `<data dir>/classifiers/` or a path) the dialogue manager
+    asks about every customer message; none by default."""
+    escalate_intents: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Classifier labels that always go to a human (comma-separated in the environment)."""
+    min_intent_probability: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A classifier label acts (escalate, or abstain on `oos`) only at this probability or above."""
     history_messages: int = Field(default=4, ge=0)
     """Earlier messages (customer and assistant) kept word for word in the prompt; older ones are summarised."""
     min_evidence_score: float = Field(default=0.53, ge=-1.0, le=2.0)
@@ -104,7 +111,7 @@ class Settings(BaseSettings):
     agent_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Keys for the agent console and admin actions (comma-separated)."""
 
-    @field_validator("api_keys", "agent_keys", "always_human_topics", mode="before")
+    @field_validator("api_keys", "agent_keys", "always_human_topics", "escalate_intents", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """A JSON list, or comma-separated values (JSON for expressions that contain commas)."""

@@ -105,3 +105,15 @@ def store_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def intent_classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frozen-embedding classifier (refund, shipping, password, oos) fitted once on a tiny synthetic file."""
+    from tests.helpers import write_intents
+    from training.classifier import ClassifierConfig, train_classifier
+
+    folder = tmp_path_factory.mktemp("intents")
+    target = folder / "intents"
+    train_classifier(write_intents(folder / "intents.jsonl"), target, ClassifierConfig(frozen=True))
+    return target

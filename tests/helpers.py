@@ -45,3 +45,35 @@ def make_tiny_model(target: Path, corpus: list[str], hidden_size: int = 32) -> P
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+INTENT_EXAMPLES = {
+    "refund": ["I want my money back", "how do I get a refund", "refund my order please", "can I get a refund for this",
+               "I was charged and want a refund", "please return my money", "refund the payment", "money back please",
+               "I need a refund for my purchase", "give me a refund"],
+    "shipping": ["where is my package", "when will my order arrive", "track my parcel", "my delivery is late",
+                 "has my order shipped yet", "how long does shipping take", "where is my delivery",
+                 "the parcel has not arrived", "shipping status of my order", "when does my package come"],
+    "password": ["I forgot my password", "reset my password", "how do I change my password", "cannot log in password",
+                 "my password does not work", "password reset link", "help me reset the password",
+                 "new password please", "I lost my password", "change the account password"],
+    "oos": ["what is the weather tomorrow", "tell me a joke", "how tall is mount everest", "recipe for pancakes",
+            "who won the football game", "play some music", "what is the capital of france",
+            "translate hello to german", "how many legs does a spider have", "what time is it in tokyo"],
+}
+
+
+def write_intents(path: Path, examples: dict[str, list[str]] = INTENT_EXAMPLES) -> Path:
+    """A small intents file (JSONL, or CSV `text,category` when the name ends in .csv)."""
+    import csv
+    import json
+
+    rows = [(text, label) for label, texts in examples.items() for text in texts]
+    if path.suffix == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "category"])
+            writer.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
+    return path

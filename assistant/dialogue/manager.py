@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from assistant.config import Settings
 from assistant.dialogue import policies, replies
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 HELD = Action.HELD.value
 
 
+class IntentPredictor(Protocol):
+    """An intent classifier (`assistant.classify.IntentClassifier`, or a fake in tests)."""
+
+    def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]: ...
+
+
 @dataclass
 class DialogueManager:
     """Answers customer turns from the knowledge base, hands over to humans, and logs every turn."""
@@ -38,6 +45,8 @@ class DialogueManager:
     retriever: Retriever
     generator: Generator
     store: Store
+    classifier: IntentPredictor | None = None
+    """The configured intent / out-of-scope classifier, if any: its label of each message feeds the policies."""
     evidence: EvidenceRanker = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,7 +56,8 @@ class DialogueManager:
     def limits(self) -> TurnLimits:
         s = self.settings
         return TurnLimits(max_messages_per_minute=s.max_messages_per_minute, abstain_below=s.abstain_below,
-                          min_evidence=s.min_evidence_score, always_human_topics=s.always_human_topics)
+                          min_evidence=s.min_evidence_score, always_human_topics=s.always_human_topics,
+                          escalate_intents=s.escalate_intents, min_intent_probability=s.min_intent_probability)
 
     def state(self, conversation_id: str, text: str, messages: Sequence[Message]) -> TurnState:
         """The facts the policies look at, read once from the store."""
@@ -55,7 +65,8 @@ class DialogueManager:
             text=text, history=[{"role": m.role, "content": m.content} for m in messages],
             held_by=self.store.held_by(conversation_id), open_ticket=self.store.active_ticket(conversation_id),
             recent_messages=self.store.count_recent(conversation_id, "user", 60),
-            previous_decisions=[m.decision for m in messages if m.decision], limits=self.limits)
+            previous_decisions=[m.decision for m in messages if m.decision], limits=self.limits,
+            intent=self.classifier.predict([text])[0] if self.classifier is not None else None)
 
     def respond(self, conversation_id: str | None, text: str, *, channel: str = "web") -> Iterator[Event]:
         """Events of one turn; a message refused by the guards or the rate limit raises InvalidMessage, unlogged."""
