@@ -35,10 +35,10 @@ bench: bench-setup
 clean:
 	rm -rf $(VENV)
 
-# The shipped adapter (assistant/shipped_adapter/): the demo transcripts, pairs derived from the demo
+# The shipped adapter (assistant/adapters/shipped/): the demo transcripts, pairs derived from the demo
 # help center and 40 DSTC11 turns (from ../shared/data), fixed seed. About 30-45 min on 2 CPU cores.
 DSTC11 ?= ../shared/data/dstc11
 adapter: setup
-	$(BIN)/assistant train sft --out $(CURDIR)/assistant/shipped_adapter --seed 0 \
+	$(BIN)/assistant train sft --out $(CURDIR)/assistant/adapters/shipped --seed 0 \
 	    --data knowledge/demo/transcripts.jsonl --from-index default --dstc11 $(DSTC11) --dstc11-limit 40 \
 	    --near-miss-every 6 --dev-fraction 0.06 --epochs 2 --lr 3e-4 --rank 8 --alpha 16 --grad-accum 2 --row-tokens 1024 --eval-every 20 --patience 3

@@ -67,7 +67,7 @@ def resolve_model_dir(settings: Settings) -> Path:
     )
 
 
-SHIPPED_ADAPTER = Path(__file__).parent / "shipped_adapter"
+SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "shipped"
 """The adapter this project trains for the embedded model with its own pipeline (`make adapter`)."""
 PRODUCTION_POINTER = "production.json"
 

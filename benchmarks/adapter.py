@@ -2,7 +2,7 @@
 
 Demo test set: both run through the whole dialogue manager (`eval answers`), and the per-item
 fact_recall and token_f1 are compared with a paired bootstrap (95% interval of adapter - base).
-DSTC11 (`../shared/data/dstc11`): contexts of dialogues held out from training (`training.dstc11`
+DSTC11 (`../shared/data/dstc11`): contexts of dialogues held out from training (`training.grounded_dialogues`
 split), each given to the model in the server's prompt with its gold knowledge as evidence; the
 draft's token F1 against the annotated response, base and adapter, with the same bootstrap.
 
@@ -67,7 +67,7 @@ def dstc11(adapter: str, limit: int, folder: Path) -> dict[str, Any]:
     from assistant.evaluation.answers import repeated_sentences
     from assistant.evaluation.bootstrap import paired_bootstrap
     from assistant.evaluation.text_metrics import token_f1
-    from training import dstc11 as data
+    from training import grounded_dialogues as data
 
     _train, held = data.split_turns(data.load_turns(folder))
     random.Random(0).shuffle(held)

@@ -37,7 +37,7 @@ def test_ask_answers_a_demo_question_from_the_right_article(real_env: dict, real
 
     store = Store.open(f"sqlite:///{real_data_dir / 'assistant.db'}")
     user, reply = store.messages(payload["conversation_id"])
-    assert reply.model_id == "smollm2-135m-instruct" and reply.adapter_id == "shipped_adapter"  # production
+    assert reply.model_id == "smollm2-135m-instruct" and reply.adapter_id == "shipped"  # production
     assert reply.first_token_s is not None and 0 < reply.retrieval_s < reply.first_token_s < reply.total_s
     retrieved = [r.doc_id for r in store.retrievals(reply.id)]  # every hit; the sources are the evidence articles
     assert [hit["doc_id"] for hit in payload["sources"]] == [d for d in retrieved if d in

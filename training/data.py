@@ -9,7 +9,7 @@ Sources, all turned into the same `Example`:
 - any knowledge index (`pairs_from_index`): each article section's heading as a question, answered
   with the section's own evidence, and near misses (the article withheld, distractor evidence
   retrieved) answered with the honest "not in the help center" reply;
-- DSTC11 (`training.dstc11`): dialogue context and gold knowledge, then the response.
+- DSTC11 (`training.grounded_dialogues`): dialogue context and gold knowledge, then the response.
 
 No question of a test or dev set may reach training (`drop_leaks`); the split into train and dev
 is by a hash of the conversation or article, so it never changes between runs.

@@ -72,7 +72,7 @@ def assemble(mixture: Mixture, settings: Any) -> tuple[list[Example], list[Examp
             examples.append(Example.from_transcript(transcript, "transcripts"))
     mixture.counts["transcript_examples"] = len(examples) - mixture.counts.get("index_pairs", 0)
     if mixture.dstc11:
-        from training import dstc11
+        from training import grounded_dialogues as dstc11
 
         train_turns, _held = dstc11.split_turns(dstc11.load_turns(mixture.dstc11))
         random.Random(mixture.seed).shuffle(train_turns)

@@ -118,7 +118,7 @@ def test_no_test_or_dev_question_reaches_the_shipped_mixture(settings, hash_inde
 
 
 def test_dstc11_turns_become_server_prompts_and_a_held_out_split():
-    from training import dstc11
+    from training import grounded_dialogues as dstc11
 
     folder = SHARED_DATA / "dstc11"
     if not folder.is_dir():
@@ -133,7 +133,7 @@ def test_dstc11_turns_become_server_prompts_and_a_held_out_split():
 
 
 def test_dstc11_folder_without_files_is_a_clear_error(tmp_path):
-    from training import dstc11
+    from training import grounded_dialogues as dstc11
 
     with pytest.raises(TrainingDataError, match="missing knowledge.json"):
         dstc11.load_turns(tmp_path)
