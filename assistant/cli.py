@@ -511,11 +511,31 @@ def train_sft_command(
 
 
 @train_app.command("promote")
-def train_promote(name: Annotated[str, typer.Argument(help="Adapter name or path, or `base` for none.")]) -> None:
-    """Make an adapter the one served as `production` (takes effect on the next start)."""
+def train_promote(
+    name: Annotated[str, typer.Argument(help="Adapter name or path, or `base` for none.")],
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Promote without running the release gate.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Gate file (TOML, a [tolerances] table).")] = None,
+    testset: Annotated[Path | None, typer.Option(help="Test set the gate runs (default: the demo test set).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Gate on the first N items only.")] = None,
+) -> None:
+    """Make an adapter the one served as `production`, once the release gate passed (next start, or live in the
+    console)."""
+    from assistant.cli_reports import print_gate
+    from assistant.evaluation.gate import GateConfig
+    from assistant.evaluation.model_runs import resolved_adapter, run_gate
     from assistant.models import promote_adapter
 
     settings = _settings()
+    if not no_gate:
+        gate_config = GateConfig.load(config)
+        resolved_adapter(settings, name)  # a missing adapter fails before the gate loads anything
+        result = run_gate(settings, name, "production", config=gate_config, testset=testset, limit=limit)
+        print_gate(result)
+        if not result["passed"]:
+            typer.echo(f"not promoted: {name} is worse than production on {', '.join(result['failed'])}", err=True)
+            raise typer.Exit(1)
+    else:
+        log.warning("promoting %s without the release gate", name)
     typer.echo(f"production adapter: {promote_adapter(settings, name)}")
 
 
@@ -571,6 +591,9 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for name in ("assistant", "knowledge", "training", "ui"):
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+from assistant import cli_reports  # noqa: E402,F401  (registers eval logs|compare|gate and report)
 
 
 def main() -> None:

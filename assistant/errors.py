@@ -15,6 +15,10 @@ class InvalidMessage(AssistantError):
     """A chat message that cannot be answered as sent (empty, too long, not text)."""
 
 
+class InvalidOption(AssistantError):
+    """A command-line or console option that cannot be used as given (a bad date, an unknown channel)."""
+
+
 class StoreUnavailable(AssistantError):
     """The conversation store cannot be reached or opened."""
 

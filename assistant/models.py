@@ -100,18 +100,12 @@ def resolve_adapter_dir(settings: Settings, adapter: str | None = None) -> Path 
 
 def promote_adapter(settings: Settings, name: str) -> str:
     """Point `production` at an adapter (or `base`); the pointer is replaced in one step."""
-    import os
-    import tempfile
+    from assistant.files import write_atomic
 
     if name == "production":
         raise ConfigError("name the adapter to promote (a name under adapters/, a path, `shipped` or `base`)")
     resolve_adapter_dir(settings, name)  # fails clearly when it does not exist
-    folder = settings.data_dir / "adapters"
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".production.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"name": name}, handle)
-    os.replace(tmp, folder / PRODUCTION_POINTER)
+    write_atomic(settings.data_dir / "adapters" / PRODUCTION_POINTER, json.dumps({"name": name}))
     log.info("promoted adapter %s to production", name)
     return name
 

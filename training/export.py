@@ -31,13 +31,14 @@ import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
 from assistant.dialogue.evidence import Evidence, EvidenceRanker, EvidenceSet, Unit
 from assistant.errors import AssistantError
+from assistant.periods import CUSTOMER_CHANNELS, parse_period
 from assistant.prompts import build_messages
 from assistant.store import Conversation, Message, Store
 from knowledge import Hit
@@ -45,9 +46,6 @@ from training.records import write_jsonl
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("web", "api", "cli", "eval")
-DEFAULT_CHANNELS = ("web", "api", "cli")
-"""Every channel but `eval`: evaluation turns are the test set talking, not customers."""
 HUMAN_REQUESTS = ("human_request",)
 """Reason codes of turns whose message asks for a person and holds no question of its own."""
 
@@ -64,7 +62,7 @@ class ExportOptions:
     """Conversations started at or after this moment (UTC)."""
     until: datetime | None = None
     """Conversations started before this moment (UTC)."""
-    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    channels: tuple[str, ...] = CUSTOMER_CHANNELS
     """Channels the conversations started on."""
     positive_only: bool = False
     """Only bot replies rated thumbs up (agent replies are always kept)."""
@@ -90,46 +88,15 @@ class ExportSummary:
 
 
 # -- options --------------------------------------------------------------------------------------------
-def parse_moment(value: str | None, option: str, *, end_of_day: bool = False) -> datetime | None:
-    """An ISO date or date-time as UTC (no offset means UTC); a bare date with `end_of_day` means the next midnight."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day + timedelta(days=1 if end_of_day else 0), time(), UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise ExportError(f"{option} {value!r} is not a date: write it as YYYY-MM-DD or YYYY-MM-DDTHH:MM "
-                          "(UTC unless it carries an offset such as +02:00)") from err
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def parse_channels(value: str | None) -> tuple[str, ...]:
-    """Comma-separated channel names; none given means every channel but `eval`."""
-    if value is None:
-        return DEFAULT_CHANNELS
-    names = tuple(dict.fromkeys(part.strip().lower() for part in value.split(",") if part.strip()))
-    unknown = [name for name in names if name not in CHANNELS]
-    if unknown or not names:
-        shown = ", ".join(repr(name) for name in unknown) or "nothing"
-        raise ExportError(f"--channel {shown} is not a channel: give one or more of {', '.join(CHANNELS)}, "
-                          "comma-separated (e.g. --channel web,api)")
-    return names
-
-
 def export_options(since: str | None = None, until: str | None = None, channel: str | None = None,
                    feedback: str | None = None, negatives: bool = False) -> ExportOptions:
     """Options from the command line's text, each bad value a clear error."""
-    start, end = parse_moment(since, "--since"), parse_moment(until, "--until", end_of_day=True)
-    if start is not None and end is not None and start >= end:
-        raise ExportError(f"--since {since} is not before --until {until}: nothing can lie between them")
+    period = parse_period(since, until, channel)
     wanted = (feedback or "any").strip().lower()
     if wanted not in ("any", "positive"):
         raise ExportError(f"--feedback {feedback!r} is not a choice: use `positive` (thumbs-up replies and agent "
                           "replies only) or leave it out")
-    return ExportOptions(start, end, parse_channels(channel), wanted == "positive", negatives)
+    return ExportOptions(period.since, period.until, period.channels, wanted == "positive", negatives)
 
 
 def check_output(path: Path) -> Path:

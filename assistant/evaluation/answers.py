@@ -7,7 +7,6 @@ abstaining on everything or quoting passages verbatim shows up as a poor answer_
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +17,7 @@ from assistant.dialogue import DialogueManager
 from assistant.dialogue.events import TurnView
 from assistant.dialogue.policies import ABSTAIN, ANSWER, ESCALATE
 from assistant.dialogue.text import fact_tokens, strip_citations
+from assistant.evaluation.aggregate import mean, median, percentile
 from assistant.evaluation.testsets import TestItem
 from assistant.evaluation.text_metrics import rouge_l, token_f1
 from assistant.store.store import new_conversation_id
@@ -85,16 +85,6 @@ def gold_facts(chunks: Sequence[Any], doc_ids: Sequence[str]) -> set[str]:
     return set().union(*(fact_tokens(f"{c.title}\n{c.text}") for c in chunks if c.doc_id in wanted))
 
 
-def _percentile(values: Sequence[float], share: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else None
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return sum(present) / len(present) if present else None
-
-
 def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The headline figures of `eval answers` (ARCHITECTURE.md), then `before_check`."""
     answerable = [r for r in records if r["answerable"]]
@@ -110,21 +100,21 @@ def summarise(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n": len(records), "n_answerable": len(answerable), "n_unanswerable": len(unanswerable),
         "answer_rate": len(answered_answerable) / len(answerable) if answerable else None,
         "abstention": sum(r["abstained"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
-        "groundedness": _mean([r["groundedness"] for r in answered]),
+        "groundedness": mean([r["groundedness"] for r in answered]),
         "fallback_rate": sum(r["fallback"] for r in answered) / len(answered) if answered else None,
-        "citation_precision": _mean(precision),
-        "fact_recall": _mean([r["fact_recall"] for r in answered_answerable if r["reference"]]),
+        "citation_precision": mean(precision),
+        "fact_recall": mean([r["fact_recall"] for r in answered_answerable if r["reference"]]),
         "wrong_fact_rate": sum(bool(r["wrong_facts"]) for r in answered) / len(answered) if answered else None,
         "escalation_rate": sum(r["escalated"] for r in records) / len(records) if records else None,
-        "token_f1": _mean([token_f1(r["answer"], r["reference"]) for r in referenced]),
-        "rouge_l": _mean([rouge_l(r["answer"], r["reference"]) for r in referenced]),
-        "latency_p50_s": statistics.median(latencies) if latencies else None,
-        "latency_p95_s": _percentile(latencies, 0.95),
-        "first_sentence_p50_s": statistics.median(first) if first else None,
+        "token_f1": mean([token_f1(r["answer"], r["reference"]) for r in referenced]),
+        "rouge_l": mean([rouge_l(r["answer"], r["reference"]) for r in referenced]),
+        "latency_p50_s": median(latencies),
+        "latency_p95_s": percentile(latencies, 0.95),
+        "first_sentence_p50_s": median(first),
         "before_check": {  # what the customer would have got had the generated draft been shown unchecked
             "answer_rate": sum(r["generated"] for r in answerable) / len(answerable) if answerable else None,
             "abstention": sum(not r["generated"] for r in unanswerable) / len(unanswerable) if unanswerable else None,
-            "groundedness": _mean([r["groundedness_before"] for r in records if r["generated"]]),
+            "groundedness": mean([r["groundedness_before"] for r in records if r["generated"]]),
             "sentences_held_back": sum(r["removed"] for r in records),
             "drafts_with_repeats": sum(bool(r.get("repeated_sentences")) for r in records),
         },

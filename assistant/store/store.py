@@ -263,15 +263,32 @@ class Store(TicketLog):
         ids = [message_id for message_id in message_ids if is_row_id(message_id)]
         if not ids:
             return {}
+        found: dict[int, int] = {}
         with self._session() as session:
-            query = (select(Feedback.message_id, Feedback.rating).where(col(Feedback.message_id).in_(ids))
-                     .order_by(col(Feedback.id)))
-            return {message_id: rating for message_id, rating in session.exec(query)}
+            for start in range(0, len(ids), 1000):  # bounded parameter lists, whatever the period holds
+                query = (select(Feedback.message_id, Feedback.rating)
+                         .where(col(Feedback.message_id).in_(ids[start:start + 1000])).order_by(col(Feedback.id)))
+                found.update(dict(session.exec(query).all()))
+        return found
 
     def conversations_started(self, since: datetime | None = None, until: datetime | None = None,
                               channels: Sequence[str] | None = None) -> list[Conversation]:
         """Conversations started at or after `since` and before `until` on one of `channels`, oldest first."""
         query = select(Conversation).order_by(col(Conversation.created_at), col(Conversation.id))
+        if since is not None:
+            query = query.where(Conversation.created_at >= since)
+        if until is not None:
+            query = query.where(Conversation.created_at < until)
+        if channels is not None:
+            query = query.where(col(Conversation.channel).in_(list(channels)))
+        with self._session() as session:
+            return list(session.exec(query))
+
+    def messages_started(self, since: datetime | None = None, until: datetime | None = None,
+                         channels: Sequence[str] | None = None) -> list[Message]:
+        """Every message of the conversations `conversations_started` selects, by conversation then in order."""
+        query = (select(Message).join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+                 .order_by(col(Message.conversation_id), col(Message.id)))
         if since is not None:
             query = query.where(Conversation.created_at >= since)
         if until is not None:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from assistant.dialogue import Final
+from assistant.errors import AssistantError
 from assistant.handoff import AgentDesk
 from assistant.store import Conversation
 from training.export import ExportError, ExportOptions, export_options, export_transcripts
@@ -175,7 +176,7 @@ def test_what_the_store_redacted_stays_redacted(manager, tmp_path):
     ({"feedback": "negative"}, "--feedback 'negative' is not a choice"),
 ])
 def test_bad_options_are_clear_errors(flags, message):
-    with pytest.raises(ExportError, match=message):
+    with pytest.raises(AssistantError, match=message):
         export_options(**flags)
 
 
