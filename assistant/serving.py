@@ -127,6 +127,7 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     from assistant.api import create_api
     from assistant.bootstrap import build_dialogue_manager
     from assistant.handoff import AgentDesk
+    from assistant.model_desk import ModelDesk
     from ui.agent import build_agent_app
     from ui.chat import build_chat_app
 
@@ -137,7 +138,8 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     keys = list(settings.agent_keys)
     # The console checks its key on the server: any user name, an agent key as the password.
     auth = (lambda _user, password: key_matches(password, keys)) if keys else None
-    api = gr.mount_gradio_app(api, build_agent_app(desk, settings), path="/agent", auth=auth,
+    console_app = build_agent_app(desk, settings, retriever=manager.retriever, models=ModelDesk(settings, manager))
+    api = gr.mount_gradio_app(api, console_app, path="/agent", auth=auth,
                               auth_message="Sign in with any name and an agent key.", footer_links=[])
     if auth is not None:
         console = next(route.app for route in api.routes if isinstance(route, Mount) and route.path == "/agent")

@@ -13,6 +13,9 @@ import gradio as gr
 from assistant.config import Settings
 from assistant.errors import InvalidMessage
 from assistant.handoff import AgentDesk
+from assistant.model_desk import ModelDesk
+from ui.metrics import metrics_view
+from ui.models import models_view
 
 QUEUE_COLUMNS = ["ticket", "status", "agent", "reason", "summary", "opened"]
 
@@ -32,8 +35,10 @@ def transcript_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) or "_No messages._"
 
 
-def build_agent_app(desk: AgentDesk, settings: Settings) -> gr.Blocks:
-    """A Gradio Blocks app over an AgentDesk; every handler is one desk call."""
+def build_agent_app(desk: AgentDesk, settings: Settings, *, retriever: Any = None,
+                    models: ModelDesk | None = None) -> gr.Blocks:
+    """A Gradio Blocks app over an AgentDesk (every handler is one desk call), with the Metrics view when a
+    retriever is given (it names the closest article of each knowledge gap) and the Models view with a ModelDesk."""
 
     def agent_name(request: gr.Request | None) -> str:
         return (request.username if request is not None and request.username else None) or "agent"
@@ -65,27 +70,33 @@ def build_agent_app(desk: AgentDesk, settings: Settings) -> gr.Blocks:
             raise gr.Error(str(err)) from err
         return "", transcript(ticket_id)
 
-    with gr.Blocks(title=f"{settings.company_name} agent console", analytics_enabled=False) as app:
-        gr.Markdown(f"## {settings.company_name} agent console\nOpen tickets, oldest first. Take over a "
-                    "conversation to reply; the bot stays quiet until you hand it back or resolve the ticket.")
-        table = gr.Dataframe(headers=QUEUE_COLUMNS, value=queue, interactive=False, wrap=True)
-        refresh = gr.Button("Refresh queue")
-        with gr.Row():
-            ticket = gr.Number(label="Ticket", precision=0, minimum=1)
-            open_button = gr.Button("Open transcript")
-        with gr.Row():
-            take_button = gr.Button("Take over", variant="primary")
-            back_button = gr.Button("Hand back to bot")
-            resolve_button = gr.Button("Resolve", variant="stop")
-        transcript_view = gr.Markdown()
-        with gr.Row():
-            reply_box = gr.Textbox(label="Reply as agent", scale=8)
-            send_button = gr.Button("Send", scale=1)
-
-        refresh.click(queue, None, table, api_name="queue")
-        open_button.click(transcript, ticket, transcript_view, api_name="transcript")
-        take_button.click(act("take_over"), ticket, [transcript_view, table], api_name="take_over")
-        back_button.click(act("hand_back"), ticket, [transcript_view, table], api_name="hand_back")
-        resolve_button.click(act("resolve"), ticket, [transcript_view, table], api_name="resolve")
-        send_button.click(reply, [ticket, reply_box], [reply_box, transcript_view], api_name="reply")
+    with gr.Blocks(title=f"{settings.company_name} agent console", analytics_enabled=False) as app, gr.Tabs():
+        with gr.Tab("Tickets"):
+            gr.Markdown(f"## {settings.company_name} agent console\nOpen tickets, oldest first. Take over a "
+                        "conversation to reply; the bot stays quiet until you hand it back or resolve the ticket.")
+            table = gr.Dataframe(headers=QUEUE_COLUMNS, value=queue, interactive=False, wrap=True)
+            refresh = gr.Button("Refresh queue")
+            with gr.Row():
+                ticket = gr.Number(label="Ticket", precision=0, minimum=1)
+                open_button = gr.Button("Open transcript")
+            with gr.Row():
+                take_button = gr.Button("Take over", variant="primary")
+                back_button = gr.Button("Hand back to bot")
+                resolve_button = gr.Button("Resolve", variant="stop")
+            transcript_view = gr.Markdown()
+            with gr.Row():
+                reply_box = gr.Textbox(label="Reply as agent", scale=8)
+                send_button = gr.Button("Send", scale=1)
+            refresh.click(queue, None, table, api_name="queue")
+            open_button.click(transcript, ticket, transcript_view, api_name="transcript")
+            take_button.click(act("take_over"), ticket, [transcript_view, table], api_name="take_over")
+            back_button.click(act("hand_back"), ticket, [transcript_view, table], api_name="hand_back")
+            resolve_button.click(act("resolve"), ticket, [transcript_view, table], api_name="resolve")
+            send_button.click(reply, [ticket, reply_box], [reply_box, transcript_view], api_name="reply")
+        if retriever is not None:
+            with gr.Tab("Metrics"):
+                metrics_view(desk.store, retriever)
+        if models is not None:
+            with gr.Tab("Models"):
+                models_view(models)
     return app

@@ -129,7 +129,8 @@ class DialogueManager:
         failed = False
         prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,
                                 history_messages=self.settings.history_messages)
-        pieces = self.generator.stream(prompt)
+        turn.generator = self.generator
+        pieces = turn.generator.stream(prompt)
         try:
             for shown in stream.feed(_recorded(pieces, draft, turn)):
                 turn.first_token(time.perf_counter())
@@ -244,7 +245,8 @@ class DialogueManager:
         message = self.store.record_reply(  # the reply and its retrievals in one transaction
             turn.conversation_id, stored, turn.channel, reply_to=turn.question_id, hits=turn.hits,
             decision=decision.action.value, reason=decision.reason, reason_code=decision.code,
-            model_id=self.generator.model_id, adapter_id=self.generator.adapter_id, citations=cited,
+            model_id=(turn.generator or self.generator).model_id,
+            adapter_id=(turn.generator or self.generator).adapter_id, citations=cited,
             pii_redacted=bool(found), groundedness=check.after, groundedness_before=check.before,
             fallback=check.fallback, evidence=check.evidence or None, removed=check.removed, timings=timings,
             retrieval_s=timings.get("retrieval_s"), first_token_s=timings.get("first_token_s"),
@@ -268,6 +270,8 @@ class _Turn:
     disclosed: Sequence[tuple[str, str]]
     hits: list[Hit] = field(default_factory=list)
     evidence: EvidenceSet | None = None
+    generator: Generator | None = None
+    """The generator that wrote this turn (the served one can be switched while a turn runs)."""
     timings: dict[str, float | None] = field(default_factory=lambda: {"retrieval_s": None, "first_token_s": None})
     """Seconds per stage: prepare (guard, state, customer message logged), retrieval, evidence, generation
     (time spent waiting for the model), check, log; first_token_s is when the first checked text was shown."""

@@ -97,6 +97,6 @@ def topic_words(texts: Sequence[str], count: int = 3) -> str:
 
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    words = Counter(word for text in texts for word in set(re.findall(r"[a-z][a-z0-9'-]+", text.lower()))
+    words = Counter(word for text in texts for word in set(re.findall(r"[a-z][a-z0-9-]+", text.lower()))
                     if word not in ENGLISH_STOP_WORDS and word not in _POLITE and len(word) > 2)
     return ", ".join(word for word, _ in words.most_common(count)) or texts[0][:40]
