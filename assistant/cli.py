@@ -613,5 +613,7 @@ def main() -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m assistant.cli`: run the imported module, where cli_reports registered
+    from assistant.cli import main as package_main
+
+    package_main()

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from assistant.evaluation.logs import Activity
 
@@ -33,8 +34,22 @@ def _no_data(figure: Figure, axes: Any) -> Figure:
     return figure
 
 
-def _days(daily: Sequence[dict[str, Any]]) -> list[date]:
-    return [date.fromisoformat(row["day"]) for row in daily]
+def _days(axes: Any, daily: Sequence[dict[str, Any]]) -> list[int]:
+    """One slot per day with data, at most 12 labelled, and room for a week so that one day is not one wide bar."""
+    labels = [date.fromisoformat(row["day"]).strftime("%b %d") for row in daily]
+    step = max(1, -(-len(labels) // 12))
+    axes.set_xticks(range(0, len(labels), step), labels[::step])
+    axes.set_xlim(-0.6, max(len(labels), 7) - 0.4)
+    return list(range(len(labels)))
+
+
+def _rows(axes: Any, count: int) -> None:
+    """Room for at least four bars, so that one reason is not one wide block."""
+    axes.set_ylim(-0.6, max(count, 4) - 0.4)
+
+
+def _counts(axis: Any) -> None:
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def turns_per_day(daily: Sequence[dict[str, Any]]) -> Figure:
@@ -42,9 +57,9 @@ def turns_per_day(daily: Sequence[dict[str, Any]]) -> Figure:
     figure, axes = _figure("Turns per day")
     if not daily:
         return _no_data(figure, axes)
-    axes.bar(_days(daily), [row["turns"] for row in daily], color=BLUE, width=0.8)
+    axes.bar(_days(axes, daily), [row["turns"] for row in daily], color=BLUE, width=0.6)
     axes.set_ylabel("turns")
-    figure.autofmt_xdate()
+    _counts(axes.yaxis)
     return figure
 
 
@@ -53,13 +68,12 @@ def outcomes_over_time(daily: Sequence[dict[str, Any]]) -> Figure:
     figure, axes = _figure("Resolution and escalation over time")
     if not daily:
         return _no_data(figure, axes)
-    days = _days(daily)
+    days = _days(axes, daily)
     axes.plot(days, [row["resolution_rate"] for row in daily], marker="o", color=GREEN, label="resolved")
     axes.plot(days, [row["escalation_rate"] for row in daily], marker="o", color=RED, label="escalated")
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("share of conversations")
-    axes.legend(frameon=False, loc="upper left", fontsize=8)
-    figure.autofmt_xdate()
+    axes.legend(frameon=False, loc="upper left", fontsize=8, ncols=2)
     return figure
 
 
@@ -69,8 +83,10 @@ def escalation_reasons(reasons: dict[str, int]) -> Figure:
     if not reasons:
         return _no_data(figure, axes)
     names = list(reasons)[::-1]
-    axes.barh(names, [reasons[name] for name in names], color=RED)
+    axes.barh(names, [reasons[name] for name in names], color=RED, height=0.6)
+    _rows(axes, len(names))
     axes.set_xlabel("conversations")
+    _counts(axes.xaxis)
     return figure
 
 
@@ -89,6 +105,7 @@ def latency_histogram(activity: Activity) -> Figure:
     axes.hist(total, bins=bins, color=GREY, alpha=0.6, label="whole reply")
     axes.set_xlabel("seconds")
     axes.set_ylabel("replies")
+    _counts(axes.yaxis)
     axes.legend(frameon=False, fontsize=8)
     return figure
 
@@ -98,13 +115,13 @@ def feedback_per_day(daily: Sequence[dict[str, Any]]) -> Figure:
     figure, axes = _figure("Feedback")
     if not any(row["thumbs_up"] or row["thumbs_down"] for row in daily):
         return _no_data(figure, axes)
-    days = _days(daily)
+    days = _days(axes, daily)
     up = [row["thumbs_up"] for row in daily]
-    axes.bar(days, up, color=GREEN, label="thumbs up", width=0.8)
-    axes.bar(days, [row["thumbs_down"] for row in daily], bottom=up, color=RED, label="thumbs down", width=0.8)
+    axes.bar(days, up, color=GREEN, label="thumbs up", width=0.6)
+    axes.bar(days, [row["thumbs_down"] for row in daily], bottom=up, color=RED, label="thumbs down", width=0.6)
     axes.set_ylabel("ratings")
     axes.legend(frameon=False, fontsize=8)
-    figure.autofmt_xdate()
+    _counts(axes.yaxis)
     return figure
 
 
@@ -114,8 +131,10 @@ def knowledge_gap_clusters(gaps: Sequence[dict[str, Any]]) -> Figure:
     if not gaps:
         return _no_data(figure, axes)
     shown = list(gaps[:10])[::-1]
-    axes.barh([gap["topic"][:40] for gap in shown], [gap["count"] for gap in shown], color=BLUE)
+    axes.barh([gap["topic"][:40] for gap in shown], [gap["count"] for gap in shown], color=BLUE, height=0.6)
+    _rows(axes, len(shown))
     axes.set_xlabel("questions")
+    _counts(axes.xaxis)
     return figure
 
 

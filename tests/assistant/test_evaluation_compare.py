@@ -1,4 +1,4 @@
-"""`eval compare` and `eval gate`: deltas and intervals on hand-built records, the gate on real dialogue-manager runs."""
+"""`eval compare` and `eval gate`: deltas and intervals on hand-built records, the gate on real manager runs."""
 
 from __future__ import annotations
 

@@ -23,8 +23,11 @@ def test_sft_writes_an_adapter_that_ask_serves_after_promotion(fast_env, hash_in
     assert roles["input"]["path"] == TRANSCRIPTS and roles["train"]["rows"] > roles["dev"]["rows"] > 0
     assert (isolated_env / "models" / "mine" / "config.json").is_file()  # --merge
 
-    promoted = assistant("train", "promote", "mine", env=fast_env)
+    quality = isolated_env.parent / "gate.toml"  # an untrained tiny model: only refuse a loss of answers
+    quality.write_text("[tolerances]\nanswer_rate = 1.0\n", encoding="utf-8")
+    promoted = assistant("train", "promote", "mine", "--limit", "2", "--config", str(quality), env=fast_env)
     assert promoted.returncode == 0, promoted.stderr
+    assert "gate PASSED: mine against production on 2 items" in promoted.stdout
     assert json.loads((isolated_env / "adapters" / "production.json").read_text()) == {"name": "mine"}
     asked = assistant("ask", "How do I reset my password?", "--json", env=fast_env)
     assert asked.returncode == 0, asked.stderr
