@@ -527,7 +527,7 @@ def train_promote(
 
     settings = _settings()
     if not no_gate:
-        gate_config = GateConfig.load(config)
+        gate_config = GateConfig.load(config or settings.gate_config)
         resolved_adapter(settings, name)  # a missing adapter fails before the gate loads anything
         result = run_gate(settings, name, "production", config=gate_config, testset=testset, limit=limit)
         print_gate(result)

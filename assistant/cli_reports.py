@@ -20,7 +20,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 TestsetOption = Annotated[Path | None, typer.Option(help="Test set JSONL (default: the demo test set).")]
 LimitOption = Annotated[int | None, typer.Option(min=1, help="Only the first N items.")]
 GateFileOption = Annotated[Path | None, typer.Option(
-    "--config", help="Gate file (TOML, a [tolerances] table); default: the built-in tolerances.")]
+    "--config", help="Gate file (TOML, a [tolerances] table); default: ASSISTANT_GATE_CONFIG, else built-in.")]
 
 
 def _shown(value: Any) -> str:
@@ -120,8 +120,9 @@ def eval_gate(
     from assistant.evaluation.gate import GateConfig
     from assistant.evaluation.model_runs import run_gate
 
-    gate_config = GateConfig.load(config)  # a bad gate file fails before any model loads
-    result = run_gate(_settings(index=index), candidate, baseline, config=gate_config, testset=testset, limit=limit)
+    settings = _settings(index=index)
+    gate_config = GateConfig.load(config or settings.gate_config)  # a bad gate file fails before any model loads
+    result = run_gate(settings, candidate, baseline, config=gate_config, testset=testset, limit=limit)
     if as_json:
         _print_json(result)
     else:

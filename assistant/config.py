@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     """Base model: a name under `<data dir>/models/` or a path to any local HF model folder."""
     adapter: str = "production"
     """LoRA adapter: a name, a path, `production` (the promoted one, if any) or `base` (none)."""
+    gate_config: Path | None = None
+    """Release-gate file (TOML, a [tolerances] table) for promotions and `eval gate`; default: built-in tolerances."""
     index: str = "default"
     """Knowledge index: a name under `<data dir>/indexes/` or a path."""
     embedder: str = "all-MiniLM-L6-v2"

@@ -83,6 +83,7 @@ class ModelDesk:
         if not self._promoting.acquire(blocking=False):
             raise ConfigError("a promotion is already running: wait for its gate to finish")
         try:
+            config = config or GateConfig.load(self.settings.gate_config)
             result = run_gate(self.settings, name, "production", config=config, limit=limit, progress=False)
             result["promoted"] = False
             if result["passed"]:
