@@ -41,9 +41,12 @@ _HUMAN_REQUEST = [  # asking to be put through: always a request
 _HUMAN_MENTION = [  # naming a person: a request, unless it is a question about the service
     re.compile(r"\b(real|live|actual) (person|human|agent)\b", re.IGNORECASE),
     re.compile(r"\bhuman (agent|being|support|help)\b", re.IGNORECASE),
+    re.compile(r"\b(get|give|find|need|want)( me)? (a |an |the |your |to (talk|speak) to (a |an |the )?)?"
+               r"(real |live )?(human|person|agent|representative|rep|operator)s?\b(?! of| app| portal| login)",
+               re.IGNORECASE),
 ]
 _INFO_QUESTION = re.compile(r"^\W*(when|what|where|which|how|is there|are there|is your|are your|is human|is live|"
-                            r"do you|does|do they)\b", re.IGNORECASE)
+                            r"do you|does|do they|do i)\b", re.IGNORECASE)
 _FRUSTRATION = re.compile(
     r"\b(useless|ridiculous|unacceptable|furious|angry|fed up|sick of|waste of (my )?time|worst|terrible|"
     r"awful|pathetic|scam|rip[- ]?off|disgusted|outraged|never again|incompetent)\b", re.IGNORECASE)

@@ -32,13 +32,15 @@ def test_bad_messages_say_what_is_wrong(text, problem):
 
 
 @pytest.mark.parametrize("text", ["agent", "Human please!", "I want to talk to a human", "can I speak with someone",
-                                  "connect me to a real person", "transfer me to an agent now"])
+                                  "connect me to a real person", "transfer me to an agent now",
+                                  "This is useless, get me an agent", "I need a human", "I want a real person"])
 def test_explicit_requests_for_a_human(text):
     assert asks_for_human(text)
 
 
 @pytest.mark.parametrize("text", ["How do I reset my password?", "my travel agent booked it",
-                                  "Is the invoice human-readable?"])
+                                  "Is the invoice human-readable?", "Do I need an agent to install it?",
+                                  "I want the agent app on my phone"])
 def test_ordinary_questions_are_not_requests_for_a_human(text):
     assert not asks_for_human(text)
 
