@@ -80,6 +80,10 @@ def load_testset(path: Path, known_doc_ids: Iterable[str] | None = None) -> list
     if known_doc_ids is not None:
         known = set(known_doc_ids)
         unknown = sorted({(i.id, g) for i in items for g in i.gold_doc_ids if g not in known})
+        golds = {g for i in items for g in i.gold_doc_ids}
+        if golds and golds.isdisjoint(known):
+            raise AssistantError(f"none of the gold doc ids of test set {path} is in the index (e.g. "
+                                 f"{sorted(golds)[0]!r}): evaluate with the index it was written for (--index NAME)")
         if unknown:
             shown = ", ".join(f"{item}: {gold}" for item, gold in unknown[:10])
             log.warning("%d gold doc ids are not in the index and can never be found (%s%s)", len(unknown), shown,

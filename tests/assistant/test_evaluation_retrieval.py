@@ -31,9 +31,12 @@ def test_only_answerable_items_with_gold_are_scored_and_grouped():
 
 def test_testset_errors_and_unknown_gold_warning(tmp_path: Path, caplog):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"id": "1", "question": "q", "gold_doc_ids": ["nope"]}\n', encoding="utf-8")
+    path.write_text('{"id": "1", "question": "q", "gold_doc_ids": ["nope"]}\n'
+                    '{"id": "2", "question": "r", "gold_doc_ids": ["a"]}\n', encoding="utf-8")
     load_testset(path, known_doc_ids={"a"})
     assert "1: nope" in caplog.text
+    with pytest.raises(AssistantError, match="none of the gold doc ids of test set .* is in the index"):
+        load_testset(path, known_doc_ids={"b"})
     path.write_text('{"id": "1", "question": "q"}\n{"id": "1", "question": "r"}\n', encoding="utf-8")
     with pytest.raises(AssistantError, match="line 2: duplicate id '1'"):
         load_testset(path)
