@@ -77,3 +77,16 @@ def write_intents(path: Path, examples: dict[str, list[str]] = INTENT_EXAMPLES) 
     else:
         path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
     return path
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("ASSISTANT_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+"""Screenshots the browser tests save, to be looked at (kept out of git)."""
+
+
+def chromium_page(playwright_context, width: int = 1280):
+    """A new page of Debian's headless Chromium at `width` px, or a skip (a failure under CI=true)."""
+    if not CHROMIUM.is_file():
+        unavailable("Debian's chromium (/usr/bin/chromium)")
+    browser = playwright_context.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    return browser, browser.new_page(viewport={"width": width, "height": 900})
