@@ -133,7 +133,7 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
 
     check_exposure(settings)
     manager = manager or build_dialogue_manager(settings)
-    api = create_api(manager)
+    api = create_api(manager, settings)
     desk = AgentDesk(manager.store, settings.max_message_chars)
     keys = list(settings.agent_keys)
     # The console checks its key on the server: any user name, an agent key as the password.

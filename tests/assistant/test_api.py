@@ -1,0 +1,111 @@
+"""The OpenAI-compatible API served for real on 127.0.0.1, used through the official `openai` package and raw HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.ui.test_chat_server import serve
+
+KEY = "k-api"
+
+
+@pytest.fixture
+def served_api(make_manager, settings):
+    yield from serve(make_manager, settings.model_copy(update={"agent_keys": ["k-agent"], "api_keys": [KEY]}))
+
+
+@pytest.fixture
+def client(served_api):
+    from openai import OpenAI
+
+    url, _ = served_api
+    return OpenAI(base_url=url + "v1", api_key=KEY, max_retries=0, timeout=30)
+
+
+def test_openai_client_without_streaming(client, served_api):
+    _, manager = served_api
+    reply = client.chat.completions.create(model="support-assistant",
+                                           messages=[{"role": "user", "content": "How do I reset my password?"}])
+    text = reply.choices[0].message.content
+    extra = reply.model_extra["assistant"]
+    assert text and reply.choices[0].finish_reason == "stop"
+    assert extra["citations"] and extra["escalated"] is False and extra["ticket_id"] is None
+    stored = manager.store.messages(extra["conversation_id"])
+    assert [m.role for m in stored] == ["user", "assistant"] and stored[-1].content == text
+    assert manager.store.conversation(extra["conversation_id"]).channel == "api"
+
+    # the same conversation continues with its id; earlier messages in the request are not stored again
+    again = client.chat.completions.create(
+        model="support-assistant", extra_body={"conversation_id": extra["conversation_id"]},
+        messages=[{"role": "user", "content": "How do I reset my password?"}, {"role": "assistant", "content": text},
+                  {"role": "user", "content": "I want to talk to a human"}])
+    assert again.model_extra["assistant"]["escalated"] is True and again.model_extra["assistant"]["ticket_id"]
+    assert [m.role for m in manager.store.messages(extra["conversation_id"])] == ["user", "assistant"] * 2
+
+
+def test_openai_client_streaming_shows_only_checked_text(client, served_api):
+    _, manager = served_api
+    stream = client.chat.completions.create(model="support-assistant", stream=True,
+                                            messages=[{"role": "user", "content": "How do I reset my password?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    last = chunks[-1]
+    assert last.choices[0].finish_reason == "stop"
+    extra = last.model_extra["assistant"]
+    stored = manager.store.messages(extra["conversation_id"])
+    assert stored[-1].content == text  # what was streamed is exactly the checked reply that was logged
+    assert extra["citations"]
+
+
+def test_earlier_messages_seed_a_new_conversation_once(client, served_api):
+    _, manager = served_api
+    history = [{"role": "system", "content": "be nice"}, {"role": "user", "content": "hi"},
+               {"role": "assistant", "content": "Hello! How can I help?"}]
+    reply = client.chat.completions.create(model="support-assistant",
+                                           messages=[*history, {"role": "user", "content": "How do I reset it?"}])
+    stored = manager.store.messages(reply.model_extra["assistant"]["conversation_id"])
+    assert [(m.role, m.content) for m in stored[:3]] == [("user", "hi"), ("assistant", "Hello! How can I help?"),
+                                                          ("user", "How do I reset it?")]
+
+
+def test_models_and_health(served_api):
+    url, _ = served_api
+    headers = {"Authorization": f"Bearer {KEY}"}
+    models = httpx.get(url + "v1/models", headers=headers).json()
+    assert {m["id"] for m in models["data"]} == {"support-assistant", "base"}
+    assert httpx.get(url + "healthz").json()["status"] == "ok"
+    assert httpx.get(url + "readyz").json() == {"status": "ready", "problems": []}
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "code"), [
+    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+    ({"json": {"model": "support-assistant"}}, 400, "invalid_request"),
+    ({"json": {"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}}, 404, "model_not_found"),
+    ({"json": {"messages": [{"role": "assistant", "content": "hi"}]}}, 400, "invalid_messages"),
+    ({"json": {"messages": [{"role": "user", "content": "hi"}], "conversation_id": "bad id!"}}, 400,
+     "invalid_conversation_id"),
+    ({"json": {"messages": [{"role": "user", "content": "x" * 5000}]}}, 400, "invalid_message"),
+    ({"content": b"{" + b" " * 300_000 + b"}", "headers": {"Content-Type": "application/json"}}, 413,
+     "body_too_large"),
+])
+def test_bad_requests_get_clear_errors(served_api, request_kwargs, status, code):
+    url, manager = served_api
+    headers = {"Authorization": f"Bearer {KEY}", **request_kwargs.pop("headers", {})}
+    response = httpx.post(url + "v1/chat/completions", headers=headers, timeout=30, **request_kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert httpx.get(url + "healthz").status_code == 200  # the worker is still serving
+
+
+def test_keys_are_required_when_configured(served_api):
+    from openai import AuthenticationError, OpenAI
+
+    url, _ = served_api
+    wrong = OpenAI(base_url=url + "v1", api_key="nope", max_retries=0)
+    with pytest.raises(AuthenticationError):
+        wrong.chat.completions.create(model="support-assistant", messages=[{"role": "user", "content": "hi"}])
+    assert httpx.get(url + "v1/models").status_code == 401
+    agent_key = httpx.get(url + "v1/models", headers={"Authorization": "Bearer k-agent"})
+    assert agent_key.status_code == 401  # an agent key does not open the API
