@@ -65,7 +65,7 @@ class ModelDesk:
             metrics = card.get("metrics") or {}
             rows.append({
                 "name": name, "live": name == live, "production": name == production,
-                "base": (card.get("base") or {}).get("path") or ("the configured model" if folder is None else None),
+                "base": (card.get("base") or {}).get("path") or (self.settings.model if folder is None else None),
                 "created_at": card.get("created_at"), "dev_loss": metrics.get("dev_loss"),
                 "train_rows": next((d.get("rows") for d in card.get("data", []) if d.get("role") == "train"), None),
                 **{key: evaluation.get(key) for key in SHOWN_METRICS},

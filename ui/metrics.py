@@ -15,7 +15,7 @@ from assistant.store import Store
 
 PERIODS = {"Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30),
            "All time": None}
-GAP_COLUMNS = ["topic", "questions", "declined", "thumbs down", "examples", "closest article"]
+GAP_COLUMNS = ["topic", "asked", "declined", "disliked", "examples", "closest article"]
 PLOT_TITLES = ["turns_per_day", "outcomes_over_time", "escalation_reasons", "latency", "feedback", "knowledge_gaps"]
 
 
@@ -57,10 +57,12 @@ def metrics_view(store: Store, retriever: Any) -> None:
     caption = gr.Markdown()
     with gr.Row():
         figures = gr.Dataframe(headers=["figure", "value"], interactive=False, label="Figures", scale=1)
-        gaps = gr.Dataframe(headers=GAP_COLUMNS, interactive=False, wrap=True, label="Knowledge gaps", scale=2)
+        gaps = gr.Dataframe(headers=GAP_COLUMNS, interactive=False, wrap=True, label="Knowledge gaps", scale=2,
+                            column_widths=["18%", "10%", "10%", "10%", "30%", "22%"])
     plots = []
     for row in range(0, len(PLOT_TITLES), 2):
         with gr.Row():
-            plots += [gr.Plot(label=name.replace("_", " "), format="png") for name in PLOT_TITLES[row:row + 2]]
+            plots += [gr.Plot(label=name.replace("_", " "), show_label=False, format="png")
+                      for name in PLOT_TITLES[row:row + 2]]
     outputs = [caption, figures, gaps, *plots]
     refresh.click(update, [preset, since, until, channels], outputs, api_name="metrics")

@@ -10,7 +10,10 @@ import gradio as gr
 from assistant.errors import AssistantError
 from assistant.model_desk import SHOWN_METRICS, ModelDesk
 
-COLUMNS = ["adapter", "live", "production", "base", "created", "dev loss", "train rows", *SHOWN_METRICS]
+COLUMNS = ["adapter", "live", "prod", "base", "created", "dev loss", "train rows", "answer rate", "abstain",
+           "grounded", "fact recall", "wrong facts", "p95 (s)"]
+"""Short headers: a table column is narrow, and Gradio breaks a long word anywhere."""
+WIDTHS = ["10%", "5%", "8%", "13%", "12%", "7%", "7%", "7%", "7%", "7%", "6%", "6%", "5%"]
 
 
 def gate_markdown(result: dict[str, Any]) -> str:
@@ -58,10 +61,10 @@ def models_view(desk: ModelDesk) -> None:
     gr.Markdown("Adapters this server can answer with. **Promote** runs the release gate (the candidate against "
                 "production on the test set); only a candidate that passes becomes production, served from the next "
                 "turn on, without a restart. Figures are each adapter's latest evaluation on the test set.")
-    adapters = gr.Dataframe(headers=COLUMNS, value=table, interactive=False, wrap=True)
+    adapters = gr.Dataframe(headers=COLUMNS, value=table, interactive=False, wrap=True, column_widths=WIDTHS)
     with gr.Row():
         chosen = gr.Dropdown(choices=[*desk.folders(), "base"], label="Adapter", scale=3)
-        limit = gr.Number(label="Gate on the first N test items (empty: all)", precision=0, minimum=1, scale=2)
+        limit = gr.Number(label="Gate on the first N test items (0: all)", value=0, precision=0, minimum=0, scale=2)
         show = gr.Button("Show card", scale=1)
         promote_button = gr.Button("Promote (runs the gate)", variant="primary", scale=1)
         reload = gr.Button("Refresh", scale=1)
