@@ -8,11 +8,13 @@ it. Access, conversation ids and the extra `assistant` field follow ARCHITECTURE
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
@@ -26,6 +28,7 @@ from assistant.config import Settings
 from assistant.dialogue import DialogueManager
 from assistant.dialogue.events import Escalated, Event, Final, Token
 from assistant.errors import InvalidMessage, RateLimited, StoreUnavailable
+from assistant.generation_worker import CANCEL
 from assistant.keys import key_matches
 from assistant.store.tables import check_conversation_id
 
@@ -114,8 +117,10 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
     @api.get("/healthz")
     def healthz() -> dict[str, object]:
         """Liveness and what is loaded: model, adapter and index size."""
+        queue = getattr(manager.generator, "queue", None)
         return {"status": "ok", "model": manager.generator.model_id, "adapter": manager.generator.adapter_id,
-                "index_documents": manager.retriever.index.document_count}
+                "index_documents": manager.retriever.index.document_count,
+                "generation": queue.load() if queue is not None else None}
 
     @api.get("/readyz")
     def readyz() -> JSONResponse:
@@ -138,22 +143,43 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
                                             "owned_by": "support-assistant"} for name in served_models()]}
 
     @api.post("/v1/chat/completions", dependencies=[Depends(authorised)])
-    async def chat_completions(body: ChatRequest) -> Any:
+    async def chat_completions(body: ChatRequest, request: Request) -> Any:
         """One turn of the dialogue manager; streamed as server-sent events when `stream` is true."""
         if body.model not in served_models():
             raise ApiError(404, f"model {body.model!r} is not served here: use one of {', '.join(served_models())} "
                                 "(GET /v1/models)", "model_not_found")
         question, earlier = _turn(body.messages)
+        cancel = threading.Event()  # set when the client goes away: its turn leaves the generation queue
+        CANCEL.set(cancel)
         conversation_id = await run_in_threadpool(_conversation, manager, body.conversation_id, earlier)
         events = manager.respond(conversation_id, question, channel="api")
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
             first = await run_in_threadpool(_next, events)  # errors before any byte become HTTP errors
-            return StreamingResponse(iterate_in_threadpool(_sse(completion_id, body.model, first, events)),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+            async def body_stream() -> AsyncIterator[str]:
+                watcher = asyncio.create_task(_watch_disconnect(request, cancel))
+                try:
+                    async for piece in iterate_in_threadpool(_sse(completion_id, body.model, first, events)):
+                        yield piece
+                finally:  # also when the client disconnected and the response task was cancelled
+                    cancel.set()
+                    watcher.cancel()
+
+            return StreamingResponse(body_stream(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
         return await run_in_threadpool(_complete, completion_id, body.model, events)
 
     return api
+
+
+async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
+    """Set `cancel` as soon as the client closes the connection (not only at the next write, minutes later when the
+    turn waits in the generation queue)."""
+    while not cancel.is_set():
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.set()
 
 
 def _is_loopback_client(request: Request) -> bool:

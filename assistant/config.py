@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     """CPU threads for generation; default: the cores this process may use."""
     max_new_tokens: int = Field(default=160, ge=1, le=4096)
     """Longest reply, in model tokens."""
+    generation_slots: int = Field(default=1, ge=1, le=256)
+    """Generations that may run at once when serving; more turns wait in line (1 suits a small CPU)."""
+    generation_max_waiting: int = Field(default=64, ge=0)
+    """Turns that may wait for a generation slot; one more is refused (HTTP 503) rather than queued."""
+    generation_wait_s: float = Field(default=120.0, gt=0)
+    """Longest wait for a generation slot before the turn is refused."""
+    chat_concurrency: int = Field(default=32, ge=1)
+    """Web-chat turns Gradio runs at once (the rest wait in Gradio's queue)."""
     generation_timeout_s: float = Field(default=60.0, gt=0)
     """A reply still generating after this many seconds is cut off."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)

@@ -85,7 +85,6 @@ class TransformersGenerator:
         self.temperature = temperature
         self.repetition_penalty = repetition_penalty
         self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._lock = threading.Lock()  # one generation at a time per loaded model
         log.info("loaded model=%s adapter=%s device=%s", self.model_id, self.adapter_id, self.device)
 
     def _fit(self, messages: list[dict[str, str]], budget: int) -> Any:
@@ -133,7 +132,10 @@ class TransformersGenerator:
             kwargs["min_new_tokens"] = int(params["min_new_tokens"])
         errors: list[BaseException] = []
         stop = threading.Event()
-        kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
+        criteria = [_StopWhenSet(stop)]
+        if params.get("cancel") is not None:  # the client went away (set by the API's request handler)
+            criteria.append(_StopWhenSet(params["cancel"]))
+        kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
 
         def run() -> None:
             try:
@@ -143,14 +145,15 @@ class TransformersGenerator:
                 errors.append(err)
                 streamer.end()
 
-        with self._lock:
-            worker = threading.Thread(target=run, name="generate", daemon=True)
-            worker.start()
-            try:
-                yield from (piece for piece in streamer if piece)
-            finally:  # the caller may stop reading early (the check ended the draft): stop the model too
-                stop.set()
-                worker.join()
+        # No lock: each call has its own inputs and cache, and the weights are only read (inference mode), so
+        # calls may overlap; how many run at once is the serving queue's choice (assistant/generation_worker.py).
+        worker = threading.Thread(target=run, name="generate", daemon=True)
+        worker.start()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:  # the caller may stop reading early (the check ended the draft): stop the model too
+            stop.set()
+            worker.join()
         if errors:
             raise errors[0]
 

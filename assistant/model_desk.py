@@ -100,6 +100,10 @@ class ModelDesk:
 
         if self.settings.adapter not in ("production", name):
             log.warning("this server was started with --adapter %s; switching it to %s", self.settings.adapter, name)
-        self.manager.generator = open_generator(self.settings, name)
+        from assistant.generation_worker import GenerationWorker
+
+        generator = open_generator(self.settings, name)
+        current = self.manager.generator
+        self.manager.generator = current.serving(generator) if isinstance(current, GenerationWorker) else generator
         log.info("now serving adapter %s", self.live())
         return self.live()

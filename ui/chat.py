@@ -124,4 +124,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         conversation.change(lambda conversation_id: conversation_id, conversation, saved, api_name=False)
         app.load(restore, saved, [chatbot, conversation, message_ids, last_seen], api_name=False)
         gr.api(feedback, api_name="feedback")
+    # Each chat handler mostly waits (for the generation queue, or the customer): many may be open at once;
+    # the generation queue (ASSISTANT_GENERATION_SLOTS) decides how many generate.
+    app.queue(default_concurrency_limit=settings.chat_concurrency)
     return app

@@ -18,7 +18,7 @@ from assistant.dialogue.evidence import EvidenceConfig, EvidenceRanker, Evidence
 from assistant.dialogue.grounding import GroundingChecker, SentenceCheck
 from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
 from assistant.dialogue.text import names
-from assistant.errors import InvalidMessage
+from assistant.errors import AssistantError, InvalidMessage
 from assistant.generation import Generator
 from assistant.guards import check_message, injection_markers, redact_pii, redact_values
 from assistant.prompts import build_messages
@@ -138,6 +138,9 @@ class DialogueManager:
             for shown in stream.finish():
                 turn.first_token(time.perf_counter())
                 yield Token(shown)
+        except AssistantError as err:  # busy, or the client went away: the evidence still answers
+            log.warning("generation unavailable conversation=%s: %s", turn.conversation_id, err)
+            failed = True
         except Exception:  # a failed generation must still leave the customer an answer
             log.exception("generation failed conversation=%s", turn.conversation_id)
             failed = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -109,3 +111,27 @@ def test_keys_are_required_when_configured(served_api):
     assert httpx.get(url + "v1/models").status_code == 401
     agent_key = httpx.get(url + "v1/models", headers={"Authorization": "Bearer k-agent"})
     assert agent_key.status_code == 401  # an agent key does not open the API
+
+
+def test_a_client_that_goes_away_frees_the_model_and_the_server_serves_on(make_manager, settings):
+    from tests.assistant.test_generation_worker import SlowGenerator
+
+    slow = SlowGenerator(delay=0.3)  # echoes the question, one word per 0.3 s
+    configured = settings.model_copy(update={"api_keys": [KEY], "agent_keys": ["k-agent"]})
+    for url, _manager in serve(make_manager, configured, generator=slow):
+        headers = {"Authorization": f"Bearer {KEY}"}
+        question = "How do I reset my password if the app says my email is unknown to Northwind?"
+        with httpx.stream("POST", url + "v1/chat/completions", headers=headers, timeout=30,
+                          json={"messages": [{"role": "user", "content": question}], "stream": True}) as response:
+            assert response.status_code == 200
+            first = next(response.iter_lines())
+            assert first.startswith("data: ")
+        # the client left after one chunk: the generation stops long before its 16 words would have taken
+        deadline = time.time() + 3
+        while httpx.get(url + "healthz").json()["generation"]["running"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert httpx.get(url + "healthz").json()["generation"] == {"running": 0, "waiting": 0, "slots": 1}
+        slow.delay = 0.0
+        after = httpx.post(url + "v1/chat/completions", headers=headers, timeout=30,
+                           json={"messages": [{"role": "user", "content": "How do I reset my password?"}]})
+        assert after.status_code == 200 and after.json()["assistant"]["conversation_id"]

@@ -28,8 +28,10 @@ def served_with_keys(make_manager, settings):
     yield from serve(make_manager, settings.model_copy(update={"agent_keys": ["k-agent"], "api_keys": ["k-api"]}))
 
 
-def serve(make_manager, settings):
+def serve(make_manager, settings, generator=None):
     manager = make_manager(reply="Open the Northwind Home app and tap Forgot password on the sign-in screen [1].")
+    if generator is not None:
+        manager.generator = generator
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_server(settings, manager), host="127.0.0.1", port=port,
                                            log_level="warning"))
