@@ -79,9 +79,17 @@ def chunking(settings: Settings) -> ChunkingConfig:
 
 
 def open_generator(settings: Settings, adapter: str | None = None) -> Generator:
-    """The local transformers generator for the configured model and adapter."""
+    """The configured generator: the local transformers model with its adapter, or a remote server."""
     from assistant.generation import TransformersGenerator
     from assistant.models import resolve_adapter_dir, resolve_model_dir
+
+    if settings.generator == "remote":
+        from assistant.remote_generation import RemoteGenerator
+
+        model = settings.remote_model if adapter in (None, "production") else adapter
+        return RemoteGenerator(settings.remote_url or "", model or "", api_key=settings.remote_api_key,
+                               max_new_tokens=settings.max_new_tokens, timeout_s=settings.generation_timeout_s,
+                               temperature=settings.temperature)
 
     return TransformersGenerator(
         resolve_model_dir(settings),

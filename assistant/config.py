@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     """Base model: a name under `<data dir>/models/` or a path to any local HF model folder."""
     adapter: str = "production"
     """LoRA adapter: a name, a path, `production` (the promoted one, if any) or `base` (none)."""
+    generator: Literal["local", "remote"] = "local"
+    """`local`: the model runs in this process (transformers); `remote`: an OpenAI-compatible server (e.g. vLLM)."""
+    remote_url: str | None = None
+    """Base URL of the remote generation server, e.g. `http://gpu-box:8000/v1` (with `generator = remote`)."""
+    remote_model: str | None = None
+    """Model name the remote server knows (vLLM: the base, or a LoRA adapter's name from `--lora-modules`)."""
+    remote_api_key: str | None = None
+    """Bearer key for the remote server, if it needs one."""
     gate_config: Path | None = None
     """Release-gate file (TOML, a [tolerances] table) for promotions and `eval gate`; default: built-in tolerances."""
     index: str = "default"
@@ -186,6 +194,8 @@ class Settings(BaseSettings):
         values = self.model_dump(mode="json")
         values["api_keys"] = [_mask(key) for key in self.api_keys]
         values["agent_keys"] = [_mask(key) for key in self.agent_keys]
+        if self.remote_api_key:
+            values["remote_api_key"] = _mask(self.remote_api_key)
         values["database_url"] = mask_url(self.store_url)
         values["config_file"] = str(_config_file()) if _config_file() else None
         return values
