@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
@@ -76,6 +77,9 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
     """The API app over a dialogue manager; `settings` (default: the manager's) give the keys."""
     api = FastAPI(title="support-assistant", docs_url="/api/docs", openapi_url="/api/openapi.json")
     settings = settings or manager.settings
+    if settings.cors_origins:  # a company website calling the API from its visitors' browsers
+        api.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
 
     @api.exception_handler(ApiError)
     async def api_error(_request: Request, err: ApiError) -> JSONResponse:

@@ -128,8 +128,11 @@ class Settings(BaseSettings):
     """Bearer keys for /v1/* (comma-separated in the environment)."""
     agent_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Keys for the agent console and admin actions (comma-separated)."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Web origins (e.g. `https://www.example.com`) whose pages may call the API from the browser (comma-separated)."""
 
-    @field_validator("api_keys", "agent_keys", "always_human_topics", "escalate_intents", mode="before")
+    @field_validator("api_keys", "agent_keys", "always_human_topics", "escalate_intents", "cors_origins",
+                     mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         """A JSON list, or comma-separated values (JSON for expressions that contain commas)."""

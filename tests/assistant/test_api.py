@@ -135,3 +135,14 @@ def test_a_client_that_goes_away_frees_the_model_and_the_server_serves_on(make_m
         after = httpx.post(url + "v1/chat/completions", headers=headers, timeout=30,
                            json={"messages": [{"role": "user", "content": "How do I reset my password?"}]})
         assert after.status_code == 200 and after.json()["assistant"]["conversation_id"]
+
+
+def test_cors_lets_only_configured_websites_call_the_api(make_manager, settings):
+    configured = settings.model_copy(update={"cors_origins": ["https://www.example.com"]})
+    for url, _ in serve(make_manager, configured):
+        preflight = {"Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization,content-type"}
+        allowed = httpx.options(url + "v1/chat/completions", headers={"Origin": "https://www.example.com", **preflight})
+        assert allowed.headers.get("access-control-allow-origin") == "https://www.example.com"
+        other = httpx.options(url + "v1/chat/completions", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
