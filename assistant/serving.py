@@ -123,14 +123,16 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     """The FastAPI app with the customer chat at `/` (the manager is built from settings if not given)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
+    from fastapi.responses import RedirectResponse
 
     from assistant.api import create_api
     from assistant.bootstrap import build_dialogue_manager
     from assistant.generation_worker import GenerationQueue, GenerationWorker
     from assistant.handoff import AgentDesk
     from assistant.model_desk import ModelDesk
-    from ui.agent import build_agent_app
+    from ui.agent import CONSOLE_CSS, build_agent_app
     from ui.chat import build_chat_app
+    from ui.render import CHAT_CSS
 
     check_exposure(settings)
     manager = manager or build_dialogue_manager(settings)
@@ -144,10 +146,16 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     # The console checks its key on the server: any user name, an agent key as the password.
     auth = (lambda _user, password: key_matches(password, keys)) if keys else None
     console_app = build_agent_app(desk, settings, retriever=manager.retriever, models=ModelDesk(settings, manager))
-    api = gr.mount_gradio_app(api, console_app, path="/agent", auth=auth,
+
+    @api.get("/agent", include_in_schema=False)
+    def console_without_slash() -> RedirectResponse:
+        """`/agent` as typed: the console lives at `/agent/`."""
+        return RedirectResponse("/agent/", status_code=307)
+
+    api = gr.mount_gradio_app(api, console_app, path="/agent", auth=auth, css=CONSOLE_CSS,
                               auth_message="Sign in with any name and an agent key.", footer_links=[])
     if auth is not None:
         console = next(route.app for route in api.routes if isinstance(route, Mount) and route.path == "/agent")
         api.add_middleware(SignInFirst, prefix="/agent", console=console)
     return gr.mount_gradio_app(api, build_chat_app(manager, settings), path="/", server_name=settings.host,
-                               server_port=settings.port, footer_links=[])
+                               server_port=settings.port, footer_links=[], css=CHAT_CSS)

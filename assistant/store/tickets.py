@@ -111,6 +111,16 @@ class TicketLog:
             query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
             return list(session.exec(query))
 
+    def ticket_changes(self, conversation_id: str, after_id: int = 0) -> list[TicketEvent]:
+        """Status events of a conversation's tickets with an id above `after_id`, oldest first (what its
+        customer is told: an agent joined, handed back, resolved)."""
+        with self._session() as session:
+            query = (select(TicketEvent).join(Escalation, col(Escalation.id) == col(TicketEvent.ticket_id))
+                     .where(Escalation.conversation_id == check_conversation_id(conversation_id),
+                            col(TicketEvent.id) > after_id)
+                     .order_by(col(TicketEvent.id)))
+            return list(session.exec(query))
+
     def open_ticket(self, conversation_id: str, reason: str, summary: str | None = None) -> tuple[int, bool]:
         """The conversation's unresolved ticket, or a new one: (ticket id, True when it was opened now).
 

@@ -46,6 +46,13 @@ def serve(make_manager, settings, generator=None):
     thread.join(timeout=10)
 
 
+def messages(chat):
+    """The chat's messages, whether the handler returned them as a list or as a Chatbot update."""
+    if isinstance(chat, dict):
+        return chat["value"]
+    return chat.value if hasattr(chat, "value") else chat
+
+
 def test_healthz(served):
     url, _ = served
     body = httpx.get(url + "healthz").json()
@@ -63,10 +70,11 @@ def test_chat_streams_cites_stores_feedback_and_escalates(served):
     assert len(outputs) >= 3  # streamed: several partial updates before the final one
     box, chat = job.result()
     assert box == ""
+    chat = messages(chat)
     answer = chat[-1]["content"]
     answer_text = answer if isinstance(answer, str) else answer[0]["text"] if isinstance(answer, list) else str(answer)
-    assert "Forgot password" in answer_text and "**Sources**" in answer_text
-    partial = outputs[1][1][-1]["content"]
+    assert "Forgot password" in answer_text and "Sources</span>" in answer_text
+    partial = messages(outputs[1][1])[-1]["content"]
     assert len(str(partial)) < len(str(answer))
     [conversation] = manager.store.conversations()
     assert conversation.channel == "web"
@@ -77,7 +85,7 @@ def test_chat_streams_cites_stores_feedback_and_escalates(served):
     assert client.predict(conversation.id, rows[1].id, -1, api_name="/feedback") == "ok"
     assert [f.rating for f in manager.store.feedback(rows[1].id)] == [-1]
 
-    chat = client.predict(chat, api_name="/talk_to_human")
+    chat = messages(client.predict(chat, api_name="/talk_to_human"))
     [ticket] = manager.store.escalations(conversation.id)
     assert f"#{ticket.id}" in str(chat[-1]["content"])
 
@@ -88,7 +96,7 @@ def test_invalid_message_keeps_the_conversation(served):
     url, manager = served
     client = Client(url, verbose=False)
     box, chat = client.predict("   ", [], api_name="/chat")
-    assert box == "   " and chat == [] and manager.store.conversations() == []
+    assert box == "   " and messages(chat) == [] and manager.store.conversations() == []
 
 
 def test_public_address_needs_both_kinds_of_key(settings):
@@ -111,6 +119,7 @@ def test_agent_console_takeover_reply_seen_by_customer(served_with_keys):
     url, manager = served_with_keys
     customer = Client(url, verbose=False)
     _, chat = customer.predict("I want to talk to a human", [], api_name="/chat")
+    chat = messages(chat)
     assert "ticket #" in str(chat[-1]["content"])
     with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types for a refused login
         Client(url + "agent/", auth=("ana", "wrong-key"), verbose=False)
@@ -121,10 +130,12 @@ def test_agent_console_takeover_reply_seen_by_customer(served_with_keys):
     transcript, _ = agent.predict(ticket, api_name="/take_over")
     assert "Customer" in transcript and "escalate" in transcript
     _, chat = customer.predict("Hello, are you there?", chat, api_name="/chat")
+    chat = messages(chat)
     assert "Hello, are you there?" in str(chat[-1]["content"])  # the bot stayed quiet
     agent.predict(ticket, "Hi, this is Ana. I can help with that.", api_name="/reply")
-    chat = customer.predict(chat, api_name="/poll")
-    assert "**Support agent:** Hi, this is Ana." in str(chat[-1]["content"])
+    chat = messages(customer.predict(chat, api_name="/poll"))
+    assert "Ana from our support team" in str(chat[-2]["content"]) and "joined" in str(chat[-2]["content"])
+    assert "Ana from our support team" in str(chat[-1]["content"]) and "Hi, this is Ana." in str(chat[-1]["content"])
     agent.predict(ticket, api_name="/resolve")
     assert manager.store.ticket_status(ticket) == "resolved"
     assert [e.agent for e in manager.store.ticket_events(ticket)][1:] == ["ana", "ana"]
@@ -169,27 +180,32 @@ def test_chat_restores_a_stored_conversation(served, make_manager):
     events = list(manager.respond("resume-1", "How do I reset my password?"))
     app = build_chat_app(manager, manager.settings)
     restore = next(fn.fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "restore")
-    chat, conversation_id, ids, last_seen = restore("resume-1")
-    assert conversation_id == "resume-1" and [m["role"] for m in chat] == ["user", "assistant"]
-    assert "**Sources**" in chat[-1]["content"] and ids == [None, events[-1].message_id] and last_seen == ids[-1]
-    assert restore("unknown-id") == ([], None, [], 0)
+    manager.record_feedback("resume-1", events[-1].message_id, 1)
+    chat, conversation_id, shown = restore("resume-1")
+    assert conversation_id == "resume-1" and [m["role"] for m in messages(chat)] == ["user", "assistant"]
+    assert "Sources</span>" in str(messages(chat)[-1]["content"]) and shown.ids == [None, events[-1].message_id]
+    assert shown.last_message == shown.ids[-1] and chat.feedback_value == ["Like"]  # the thumbs stay lit
+    unknown = restore("unknown-id")
+    assert messages(unknown[0]) == [] and unknown[1] is None
 
 
 @pytest.mark.parametrize("bad", ["x" * 65, "abc\x00def"])
 def test_chat_warns_about_a_bad_conversation_id_without_a_traceback(make_manager, monkeypatch, bad):
     import gradio as gr
 
-    from ui.chat import build_chat_app
+    from ui.chat import Shown, build_chat_app
 
     manager = make_manager()
     warnings = []
     monkeypatch.setattr(gr, "Warning", lambda message, *args, **kwargs: warnings.append(message))
     app = build_chat_app(manager, manager.settings)
     handlers = {getattr(fn.fn, "__name__", ""): fn.fn for fn in app.fns.values()}
-    outputs = list(handlers["send"]("How do I reset my password?", [], bad, []))
-    assert outputs == [("How do I reset my password?", [], bad, [])]  # the text stays in the box to send again
+    outputs = list(handlers["send"]("How do I reset my password?", [], bad, Shown()))
+    assert len(outputs) == 1 and outputs[0][0] == "How do I reset my password?"  # the text stays to send again
+    assert messages(outputs[0][1]) == [] and outputs[0][2] == bad
     assert warnings == ["A conversation id is 1 to 64 characters of letters, digits, '_' and '-'"]
-    assert handlers["restore"](bad) == ([], None, [], 0)  # a tampered id in the browser: start afresh
+    restored = handlers["restore"](bad)  # a tampered id in the browser: start afresh
+    assert messages(restored[0]) == [] and restored[1] is None
     assert manager.store.conversations() == []
 
 
