@@ -18,7 +18,8 @@ from ui.metrics import metrics_view
 from ui.models import models_view
 
 QUEUE_COLUMNS = ["ticket", "status", "agent", "reason", "summary", "opened"]
-QUEUE_WIDTHS = ["8%", "10%", "10%", "20%", "37%", "15%"]
+QUEUE_WIDTHS = ["80px", "100px", "90px", "220px", "420px", "150px"]
+"""Fixed widths: words wrap between words, and a phone scrolls the queue sideways instead of squeezing it."""
 
 
 def transcript_markdown(rows: list[dict[str, Any]]) -> str:
@@ -134,12 +135,8 @@ def build_agent_app(desk: AgentDesk, settings: Settings, *, retriever: Any = Non
     return app
 
 
+
 CONSOLE_CSS = """
-.ticket-queue table { table-layout: fixed; }
-.ticket-queue th, .ticket-queue td { word-break: normal; overflow-wrap: anywhere; }
-@media (max-width: 640px) {
-  .ticket-queue { overflow-x: auto; }
-  .ticket-queue table { min-width: 600px; }
-}
+.ticket-queue .table-wrap { overflow-x: auto; }
+.transcript blockquote { font-size: 0.9em; }
 """
-"""Header words wrap between words, not letters; on a phone the queue scrolls sideways instead of being cut."""

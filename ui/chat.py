@@ -28,6 +28,8 @@ ChatHistory = list[dict[str, Any]]
 SUGGESTIONS = ["How do I reset my password?", "What is your return window?", "How much is Premium a month?",
                "My camera shows as offline"]
 RATINGS = {1: "Like", -1: "Dislike"}
+SCROLL_TO_END = ("() => { setTimeout(() => document.querySelectorAll('.chat-window, .chat-window .bubble-wrap')"
+                 ".forEach(el => { el.scrollTop = el.scrollHeight; }), 50); }")
 
 
 @dataclass
@@ -145,7 +147,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
             return view(chat, shown), shown
         shown.ratings[message_id] = rating
         gr.Info("Thanks for your feedback." if rating > 0 else
-                "Thanks for telling us. Press Talk to a human if you still need help.")
+                "Thanks for telling us. Press Talk to a human if you still need help.", duration=4)
         return view(chat, shown), shown
 
     def start_over() -> tuple:
@@ -168,6 +170,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         saved = gr.BrowserState(None, storage_key="support-assistant-conversation")
         chatbot = gr.Chatbot(show_label=False, min_height=260, max_height=560, height=None, autoscroll=True,
                              feedback_options=("Like", "Dislike"), buttons=["copy"], elem_classes="chat-window",
+                             group_consecutive_messages=False,
                              placeholder="**How can we help?** Ask a question, or pick one below.",
                              examples=[{"text": question} for question in SUGGESTIONS])
         box = gr.Textbox(placeholder="Type your question…", show_label=False, max_lines=6, submit_btn="Send",
@@ -183,6 +186,8 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         chatbot.clear(start_over, None, [chatbot, conversation, shown, saved], api_name=False)
         gr.Timer(2.0).tick(poll, [chatbot, conversation, shown], [chatbot, shown], api_name="poll",
                            show_progress="hidden")
+        # New messages (answers, an agent's reply, a notice) scroll into view, also on a phone's short window.
+        chatbot.change(None, None, None, js=SCROLL_TO_END, api_name=False)
         conversation.change(lambda conversation_id: conversation_id, conversation, saved, api_name=False)
         app.load(restore, saved, [chatbot, conversation, shown], api_name=False)
         gr.api(feedback, api_name="feedback")
