@@ -99,10 +99,12 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
 
     @api.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if request.url.path.startswith("/v1/") and length and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(error_body(f"the request body is {int(length)} bytes; the limit is {max_body_bytes}",
-                                           "body_too_large"), status_code=413)
+        if request.url.path.startswith("/v1/") and request.method == "POST":
+            length = request.headers.get("content-length")
+            size = int(length) if length and length.isdigit() else len(await request.body())  # chunked: counted
+            if size > max_body_bytes:
+                return JSONResponse(error_body(f"the request body is {size} bytes; the limit is {max_body_bytes}",
+                                               "body_too_large"), status_code=413)
         return await call_next(request)
 
     def authorised(request: Request) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -10,6 +11,16 @@ import pytest
 from tests.ui.test_chat_server import serve
 
 KEY = "k-api"
+
+
+@contextmanager
+def serving(make_manager, settings, **options):
+    """A server on 127.0.0.1 for the block: (url, manager)."""
+    running = serve(make_manager, settings, **options)
+    try:
+        yield next(running)
+    finally:
+        next(running, None)
 
 
 @pytest.fixture
@@ -101,6 +112,20 @@ def test_bad_requests_get_clear_errors(served_api, request_kwargs, status, code)
     assert httpx.get(url + "healthz").status_code == 200  # the worker is still serving
 
 
+def test_an_oversized_body_sent_in_chunks_is_refused_too(served_api):
+    url, _ = served_api
+
+    def chunks():
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(300):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    response = httpx.post(url + "v1/chat/completions", content=chunks(), timeout=30,
+                          headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+
+
 def test_keys_are_required_when_configured(served_api):
     from openai import AuthenticationError, OpenAI
 
@@ -118,7 +143,7 @@ def test_a_client_that_goes_away_frees_the_model_and_the_server_serves_on(make_m
 
     slow = SlowGenerator(delay=0.3)  # echoes the question, one word per 0.3 s
     configured = settings.model_copy(update={"api_keys": [KEY], "agent_keys": ["k-agent"]})
-    for url, _manager in serve(make_manager, configured, generator=slow):
+    with serving(make_manager, configured, generator=slow) as (url, _manager):
         headers = {"Authorization": f"Bearer {KEY}"}
         question = "How do I reset my password if the app says my email is unknown to Northwind?"
         with httpx.stream("POST", url + "v1/chat/completions", headers=headers, timeout=30,
@@ -139,10 +164,52 @@ def test_a_client_that_goes_away_frees_the_model_and_the_server_serves_on(make_m
 
 def test_cors_lets_only_configured_websites_call_the_api(make_manager, settings):
     configured = settings.model_copy(update={"cors_origins": ["https://www.example.com"]})
-    for url, _ in serve(make_manager, configured):
+    with serving(make_manager, configured) as (url, _):
         preflight = {"Access-Control-Request-Method": "POST",
                      "Access-Control-Request-Headers": "authorization,content-type"}
         allowed = httpx.options(url + "v1/chat/completions", headers={"Origin": "https://www.example.com", **preflight})
         assert allowed.headers.get("access-control-allow-origin") == "https://www.example.com"
         other = httpx.options(url + "v1/chat/completions", headers={"Origin": "https://evil.example", **preflight})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_the_database_going_away_and_coming_back(make_manager, settings, pg_url):
+    """PostgreSQL drops every connection of the server (a restart), then cannot be reached at all for a while:
+    clear 503s while it is gone, answers again when it is back, and no message lost or stored twice."""
+    from sqlalchemy import create_engine, text
+
+    from tests.ui.test_chat_server import free_port
+
+    name = f"outage_{int(time.time() * 1000)}"
+    url_with_name = f"{pg_url}&application_name={name}"
+    configured = settings.model_copy(update={"api_keys": [KEY], "agent_keys": ["k-agent"],
+                                             "database_url": url_with_name})
+    on_postgres = lambda **kw: make_manager(database_url=url_with_name, **kw)  # noqa: E731
+    with serving(on_postgres, configured) as (url, manager):
+        headers = {"Authorization": f"Bearer {KEY}"}
+
+        def ask(text: str, conversation_id: str | None = None) -> httpx.Response:
+            body = {"messages": [{"role": "user", "content": text}], "conversation_id": conversation_id}
+            return httpx.post(url + "v1/chat/completions", headers=headers, json=body, timeout=30)
+
+        first = ask("How do I reset my password?")
+        assert first.status_code == 200
+        conversation_id = first.json()["assistant"]["conversation_id"]
+        admin = create_engine(pg_url)
+        with admin.begin() as conn:  # the server restarts: every connection of our app is cut
+            cut = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    "WHERE application_name = :name"), {"name": name}).scalar()
+        admin.dispose()
+        assert cut >= 1
+        assert ask("and on the website?", conversation_id).status_code == 200  # stale connections replaced
+
+        working = (manager.store.engine, manager.store._writer)
+        gone = manager.store.__class__(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
+        manager.store.engine, manager.store._writer = gone.engine, gone._writer  # unreachable now
+        down = ask("is anyone there?", conversation_id)
+        assert down.status_code == 503 and "store" in down.json()["error"]["message"]
+        assert httpx.get(url + "readyz").status_code == 503 and httpx.get(url + "healthz").status_code == 200
+        manager.store.engine, manager.store._writer = working  # back
+        assert ask("is anyone there?", conversation_id).status_code == 200
+        sent = [m.content for m in manager.store.messages(conversation_id) if m.role == "user"]
+        assert sent == ["How do I reset my password?", "and on the website?", "is anyone there?"]
