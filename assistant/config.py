@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     """CPU threads for generation; default: the cores this process may use."""
     max_new_tokens: int = Field(default=160, ge=1, le=4096)
     """Longest reply, in model tokens."""
-    generation_slots: int = Field(default=1, ge=1, le=256)
-    """Generations that may run at once when serving; more turns wait in line (1 suits a small CPU)."""
+    generation_slots: int | None = Field(default=None, ge=1, le=256)
+    """Generations that may run at once when serving (more turns wait in line); default: one per CPU core (at most 4),
+    each on one thread, when generating on the CPU, else 1."""
     generation_max_waiting: int = Field(default=64, ge=0)
     """Turns that may wait for a generation slot; one more is refused (HTTP 503) rather than queued."""
     generation_wait_s: float = Field(default=120.0, gt=0)

@@ -79,6 +79,27 @@ class GenerationQueue:
             self._lock.notify_all()
 
 
+def serving_queue(settings: Any, generator: Generator) -> GenerationQueue:
+    """The serving queue for this machine. On the CPU, several single-threaded generations beat one that uses every
+    core (per-token Python overhead leaves cores idle): one slot per core, up to 4, unless configured."""
+    from assistant.generation import cpu_threads
+
+    on_cpu = getattr(generator, "device", "cpu") == "cpu"
+    slots = settings.generation_slots or (min(cpu_threads(), 4) if on_cpu else 1)
+    if on_cpu and settings.threads is None and slots > 1 and hasattr(generator, "device"):
+        import torch
+
+        torch.set_num_threads(max(1, cpu_threads() // slots))
+    log.info("generation queue: %d slot(s)%s", slots, f", {torch_threads()} thread(s) each" if on_cpu else "")
+    return GenerationQueue(slots=slots, max_waiting=settings.generation_max_waiting, wait_s=settings.generation_wait_s)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 class GenerationWorker:
     """A Generator that runs a model's turns through a GenerationQueue."""
 

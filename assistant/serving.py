@@ -127,7 +127,7 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
 
     from assistant.api import create_api
     from assistant.bootstrap import build_dialogue_manager
-    from assistant.generation_worker import GenerationQueue, GenerationWorker
+    from assistant.generation_worker import GenerationWorker, serving_queue
     from assistant.handoff import AgentDesk
     from assistant.model_desk import ModelDesk
     from ui.agent import CONSOLE_CSS, build_agent_app
@@ -137,9 +137,7 @@ def build_server(settings: Settings, manager: DialogueManager | None = None) -> 
     check_exposure(settings)
     manager = manager or build_dialogue_manager(settings)
     if not isinstance(manager.generator, GenerationWorker):  # every turn of this server goes through one queue
-        manager.generator = GenerationWorker(manager.generator, GenerationQueue(
-            slots=settings.generation_slots, max_waiting=settings.generation_max_waiting,
-            wait_s=settings.generation_wait_s))
+        manager.generator = GenerationWorker(manager.generator, serving_queue(settings, manager.generator))
     api = create_api(manager, settings)
     desk = AgentDesk(manager.store, settings.max_message_chars)
     keys = list(settings.agent_keys)

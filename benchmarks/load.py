@@ -138,7 +138,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--generator", choices=["model", "scripted"], default="model")
-    parser.add_argument("--slots", type=int, default=1, help="Generations at once (ASSISTANT_GENERATION_SLOTS).")
+    parser.add_argument("--slots", type=int, default=None,
+                        help="Generations at once (ASSISTANT_GENERATION_SLOTS; default: the server's own choice).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
@@ -169,7 +170,7 @@ def main() -> None:
         thread.join(timeout=10)
         alone, together = figures(alone_turns, alone_s), figures(turns, seconds)
         result = {"backend": args.backend, "generator": args.generator, "customers": args.customers,
-                  "slots": args.slots, "baseline": "one customer alone, same server and run",
+                  "slots": args.slots or "server default", "baseline": "one customer alone, same server and run",
                   "ours": together, "baseline_alone": alone,
                   "throughput_ratio": round(together["turns_per_s"] / alone["turns_per_s"], 3)
                   if together["turns_per_s"] and alone["turns_per_s"] else None,

@@ -142,7 +142,7 @@ def test_a_client_that_goes_away_frees_the_model_and_the_server_serves_on(make_m
     from tests.assistant.test_generation_worker import SlowGenerator
 
     slow = SlowGenerator(delay=0.3)  # echoes the question, one word per 0.3 s
-    configured = settings.model_copy(update={"api_keys": [KEY], "agent_keys": ["k-agent"]})
+    configured = settings.model_copy(update={"api_keys": [KEY], "agent_keys": ["k-agent"], "generation_slots": 1})
     with serving(make_manager, configured, generator=slow) as (url, _manager):
         headers = {"Authorization": f"Bearer {KEY}"}
         question = "How do I reset my password if the app says my email is unknown to Northwind?"

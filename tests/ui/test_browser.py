@@ -99,6 +99,10 @@ def test_customer_and_agent_in_the_browser(served_for_browser, playwright, width
         agent_message = customer.locator(".from-agent").last
         assert agent_message.is_visible()
         shot(customer, f"{width}-8-customer-sees-agent")
+        customer.get_by_placeholder("Type your question…").fill("Thanks! Can I also change my email?")
+        customer.get_by_role("button", name="Send").click()
+        # the agent's open transcript shows it by itself, without a click
+        agent.locator(".transcript").get_by_text("Can I also change my email?").wait_for(timeout=10_000)
 
         agent.once("dialog", lambda dialog: dialog.accept())
         agent.get_by_role("button", name="Resolve…").click()
@@ -106,5 +110,10 @@ def test_customer_and_agent_in_the_browser(served_for_browser, playwright, width
         customer.get_by_text(re.compile(r"Ticket #\d+ is resolved")).wait_for(timeout=10_000)
         shot(customer, f"{width}-9-resolved")
         agent_context.close()
+
+        customer.locator(".chat-window").get_by_role("button", name="Clear").click()  # a new conversation
+        customer.reload()
+        customer.get_by_text("How can we help?").wait_for()
+        assert customer.locator(".bot-row").count() == 0  # the cleared conversation does not come back
     finally:
         browser.close()

@@ -215,3 +215,15 @@ def test_feedback_api_with_a_bad_conversation_id_answers_with_the_reason(served)
     url, _ = served
     with pytest.raises(Exception, match="a conversation id is 1 to 64 characters"):  # noqa: B017 - gradio_client's own error
         Client(url, verbose=False).predict("x" * 65, 1, 1, api_name="/feedback")
+
+
+def test_sources_are_numbered_for_the_customer():
+    from ui.render import answer_markdown
+
+    cite = {"n": 3, "title": "Reset your password", "source": "https://help.example/reset", "snippet": "Tap Forgot."}
+    one = answer_markdown("Tap Forgot password? [3]", [cite])
+    assert "[3]" not in one and "1. [Reset your password]" in one and "3." not in one
+    other = {**cite, "n": 2, "title": "Locked account"}
+    two = answer_markdown("Tap Forgot password? [3] Wait 30 minutes [2]. Also [5].", [cite, other])
+    assert two.startswith("Tap Forgot password? [1] Wait 30 minutes [2]. Also.")
+    assert "1. [Reset your password]" in two and "2. [Locked account]" in two
