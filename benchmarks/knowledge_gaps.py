@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +21,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.output import emit  # noqa: E402  (after the project root is on the path)
+
 DATA = ROOT.parent / "shared" / "data" / "banking77"
 log = logging.getLogger("benchmarks.knowledge_gaps")
 
@@ -83,10 +84,7 @@ def main() -> None:
     result = {"baseline": "kmeans_true_k", "chosen_on_train": best, "shipped": CLUSTER_DISTANCE,
               "train_ari": train, "test_ari": test_ari,
               "ari_ratio": round(test[str(CLUSTER_DISTANCE)] / test["kmeans_true_k"], 3)}
-    if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
-        log.info("%s", json.dumps(result, indent=1))
+    emit(result, args.json, log)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.output import emit  # noqa: E402  (after the project root is on the path)
+
 log = logging.getLogger("benchmarks.load")
 KEY = "load-test-key"
 
@@ -175,10 +177,7 @@ def main() -> None:
                   "throughput_ratio": round(together["turns_per_s"] / alone["turns_per_s"], 3)
                   if together["turns_per_s"] and alone["turns_per_s"] else None,
                   "store": stored_once(Store.open(settings.store_url), turns)}
-    if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
-    else:
-        log.info("%s", json.dumps(result, indent=1))
+    emit(result, args.json, log)
 
 
 if __name__ == "__main__":
