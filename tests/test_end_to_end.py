@@ -101,6 +101,8 @@ def test_the_three_turns_a_new_user_saw_now_answer_right(real_data_dir: Path):
 def test_assistant_serve_answers_in_the_browser_chat(real_env: dict, tmp_path: Path):
     from gradio_client import Client
 
+    from tests.ui.test_chat_server import messages
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -125,8 +127,8 @@ def test_assistant_serve_answers_in_the_browser_chat(real_env: dict, tmp_path: P
         updates = list(job)
         _, chat = job.result()
         assert len(updates) >= 2  # streamed: the checked answer arrives before the final update with sources
-        answer = str(chat[-1]["content"])
-        assert "**Sources**" in answer and "https://help.northwind.example/billing/" in answer
+        answer = str(messages(chat)[-1]["content"])
+        assert "Sources</span>" in answer and "https://help.northwind.example/billing/" in answer
     finally:
         server.terminate()
         try:
