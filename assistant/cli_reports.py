@@ -82,16 +82,18 @@ def eval_compare(
     limit: LimitOption = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     as_json: JsonOption = False,
-    out: Annotated[Path | None, typer.Option(help="Write both sides' per-item records here (JSONL).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Write one JSONL record per item here: {\"id\", \"a\": A's record, \"b\": B's record}.")] = None,
 ) -> None:
     """Both models on the same items: per-metric deltas with paired bootstrap 95% intervals."""
     from assistant.evaluation.model_runs import run_compare
 
-    result = run_compare(_settings(index=index), a, b, testset=testset, limit=limit, seed=seed)
+    result, (run_a, run_b) = run_compare(_settings(index=index), a, b, testset=testset, limit=limit, seed=seed)
     if out:
         from assistant.files import write_atomic
 
-        write_atomic(out, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in result["differing"]))
+        write_atomic(out, "".join(json.dumps({"id": ra["id"], "a": ra, "b": rb}, ensure_ascii=False, default=str) + "\n"
+                                  for ra, rb in zip(run_a.records, run_b.records, strict=True)))
     if as_json:
         _print_json(result)
     else:

@@ -47,8 +47,12 @@ def test_bad_input_is_one_clear_line(fast_env, tmp_path):  # noqa: F811
 
 
 def test_compare_and_gate_run_the_tiny_model(fast_env, tmp_path):  # noqa: F811
-    compared = assistant("eval", "compare", "--a", "base", "--b", "base", "--limit", "3", "--json", env=fast_env)
+    records = tmp_path / "items.jsonl"
+    compared = assistant("eval", "compare", "--a", "base", "--b", "base", "--limit", "3", "--json", "--out",
+                         str(records), env=fast_env)
     assert compared.returncode == 0, compared.stderr
+    rows = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3 and rows[0]["a"]["id"] == rows[0]["b"]["id"] == rows[0]["id"]
     result = last_json(compared.stdout)
     assert result["n"] == 3 and result["a"] == result["b"] == "base"
     assert result["deltas"]["answer_rate"]["delta"] == 0.0 and result["differing"] == []

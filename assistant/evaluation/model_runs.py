@@ -97,8 +97,8 @@ def gate_models(settings: Settings, baseline: ModelRun, candidate: ModelRun, con
 
 
 def run_compare(settings: Settings, a: str, b: str, *, testset: Path | None = None, limit: int | None = None,
-                seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    """`eval compare`: both models on the same items, sharing one retriever and store."""
+                seed: int = 0, progress: bool = True) -> tuple[dict[str, Any], list[ModelRun]]:
+    """`eval compare`: both models on the same items, sharing one retriever and store; the result and both runs."""
     from assistant.bootstrap import open_retriever
 
     for name in (a, b):
@@ -106,7 +106,7 @@ def run_compare(settings: Settings, a: str, b: str, *, testset: Path | None = No
     retriever, store = open_retriever(settings), Store.open(settings.store_url)
     items = load_items(settings, testset, retriever, limit)
     runs = [run_model(settings, name, items, retriever=retriever, store=store, progress=progress) for name in (a, b)]
-    return compare_models(settings, *runs, seed=seed, testset=testset)
+    return compare_models(settings, *runs, seed=seed, testset=testset), runs
 
 
 def run_gate(settings: Settings, candidate: str, baseline: str = "production", *, config: GateConfig | None = None,
