@@ -65,7 +65,7 @@ def run_model(settings: Settings, name: str, items: Sequence[TestItem], *, retri
     return run
 
 
-def load_items(settings: Settings, testset: Path | None, retriever: Any, limit: int | None = None) -> list[TestItem]:
+def load_items(testset: Path | None, retriever: Any, limit: int | None = None) -> list[TestItem]:
     """The test set's items (the demo test set by default), the first `limit` when given."""
     from knowledge.demo_data import TESTSET
 
@@ -104,7 +104,7 @@ def run_compare(settings: Settings, a: str, b: str, *, testset: Path | None = No
     for name in (a, b):
         resolved_adapter(settings, name)  # a missing adapter fails before any work
     retriever, store = open_retriever(settings), Store.open(settings.store_url)
-    items = load_items(settings, testset, retriever, limit)
+    items = load_items(testset, retriever, limit)
     runs = [run_model(settings, name, items, retriever=retriever, store=store, progress=progress) for name in (a, b)]
     return compare_models(settings, *runs, seed=seed, testset=testset), runs
 
@@ -118,7 +118,7 @@ def run_gate(settings: Settings, candidate: str, baseline: str = "production", *
     for name in (baseline, candidate):
         resolved_adapter(settings, name)
     retriever, store = open_retriever(settings), Store.open(settings.store_url)
-    items = load_items(settings, testset, retriever, limit)
+    items = load_items(testset, retriever, limit)
     base_run, candidate_run = (run_model(settings, name, items, retriever=retriever, store=store, progress=progress)
                                for name in (baseline, candidate))
     return gate_models(settings, base_run, candidate_run, config, testset=testset)
