@@ -100,3 +100,20 @@ def test_export_reads_are_indexed_queries(store_url):
     assert store.ratings([29, 30, 31, 32]) == {30: -1}  # the later rating stands
     event.remove(store.engine, "before_cursor_execute", record)
     assert len(statements) == 2 and full_scans(store, statements) == []
+
+
+def test_ticket_changes_of_a_conversation_after_a_cursor(store_url):
+    store = Store.open(store_url)
+    mine = store.ensure_conversation("mine", "web")
+    other = store.ensure_conversation("other", "web")
+    ticket, _ = store.open_ticket(mine, "human_button")
+    other_ticket, _ = store.open_ticket(other, "human_button")
+    store.set_ticket_status(ticket, "assigned", "ana")
+    store.set_ticket_status(other_ticket, "assigned", "bo")
+    changes = store.ticket_changes(mine)
+    assert [(c.status, c.agent) for c in changes] == [("open", None), ("assigned", "ana")]
+    store.set_ticket_status(ticket, "resolved", "ana")
+    later = store.ticket_changes(mine, changes[-1].id)
+    assert [(c.ticket_id, c.status) for c in later] == [(ticket, "resolved")]
+    messages = store.messages_started(channels=("web",))
+    assert messages == []  # no messages yet: tickets alone are not messages
