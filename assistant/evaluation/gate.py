@@ -25,10 +25,10 @@ HIGHER_IS_BETTER = ("answer_rate", "abstention", "groundedness", "citation_preci
                     "rouge_l")
 LOWER_IS_BETTER = ("wrong_fact_rate", "fallback_rate")
 RELATIVE = ("latency_p50_s", "latency_p95_s", "first_sentence_p50_s")
-DEFAULT_TOLERANCES = {"answer_rate": 0.03, "abstention": 0.05, "groundedness": 0.03, "fact_recall": 0.03,
+DEFAULT_TOLERANCES = {"answer_rate": 0.03, "abstention": 0.08, "groundedness": 0.03, "fact_recall": 0.03,
                       "wrong_fact_rate": 0.03, "latency_p95_s": 0.5}
-"""One item's worth on the demo dev set for the rates (about 1/30), more for abstention (18 unanswerable
-dev questions), and half again for latency, which moves with machine load from run to run."""
+"""One item's worth on the demo dev set (34 answerable questions: 1/34 ≈ 0.03; 13 unanswerable: 1/13 ≈ 0.08), and
+half again for latency, which moves with machine load from run to run (a judgement, not fitted)."""
 
 
 @dataclass(frozen=True)
