@@ -170,6 +170,13 @@ class _StopWhenSet:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+def echo_evidence(messages: ChatMessages) -> str:
+    """The reply a faithful model would write: the first two evidence lines of the prompt (a scripted reply for
+    tests and benchmarks of everything around generation)."""
+    lines = [line[2:] for line in messages[-1]["content"].splitlines() if line.startswith("> ")]
+    return " ".join(lines[:2]) or "I don't know."
+
+
 class ScriptedGenerator:
     """A deterministic generator for tests: replies with fixed text (or a function of the messages)."""
 

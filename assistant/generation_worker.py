@@ -90,14 +90,8 @@ def serving_queue(settings: Any, generator: Generator) -> GenerationQueue:
         import torch
 
         torch.set_num_threads(max(1, cpu_threads() // slots))
-    log.info("generation queue: %d slot(s)%s", slots, f", {torch_threads()} thread(s) each" if on_cpu else "")
+    log.info("generation queue: %d slot(s)", slots)
     return GenerationQueue(slots=slots, max_waiting=settings.generation_max_waiting, wait_s=settings.generation_wait_s)
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 class GenerationWorker:

@@ -148,10 +148,9 @@ def main() -> None:
     from assistant.bootstrap import build_dialogue_manager
     from assistant.config import load_settings
     from assistant.evaluation.testsets import load_testset
-    from assistant.generation import ScriptedGenerator
+    from assistant.generation import ScriptedGenerator, echo_evidence
     from assistant.store import Store
     from benchmarks.races import fresh_store_urls
-    from benchmarks.turn import echo_evidence
     from knowledge.demo_data import DEVSET
 
     with fresh_store_urls(args.backend) as make_url:

@@ -23,17 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("prepare_s", "retrieval_s", "evidence_s", "check_s", "log_s")
 
 
-def echo_evidence(messages: list[dict[str, str]]) -> str:
-    """The reply a faithful model would write: the first two evidence lines of the prompt."""
-    lines = [line[2:] for line in messages[-1]["content"].splitlines() if line.startswith("> ")]
-    return " ".join(lines[:2]) or "I don't know."
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="Passes over the dev questions.")
@@ -44,8 +33,9 @@ def main() -> None:
     from assistant.bootstrap import build_dialogue_manager, open_retriever
     from assistant.config import load_settings
     from assistant.dialogue.events import TurnView
+    from assistant.evaluation.aggregate import percentile
     from assistant.evaluation.testsets import load_testset
-    from assistant.generation import ScriptedGenerator
+    from assistant.generation import ScriptedGenerator, echo_evidence
     from assistant.store import Store
     from knowledge.demo_data import DEVSET
 

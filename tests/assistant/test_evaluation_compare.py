@@ -10,7 +10,7 @@ from assistant.evaluation.compare import compare_runs, metric_deltas, paired
 from assistant.evaluation.gate import GateConfig, check_metric, gate
 from assistant.evaluation.model_runs import compare_models, gate_models, latest_result, run_model
 from assistant.evaluation.testsets import TestItem
-from assistant.generation import ScriptedGenerator
+from assistant.generation import ScriptedGenerator, echo_evidence
 
 
 def record(item_id: str, decision: str, answer: str, *, answerable: bool = True, reference: str | None = "",
@@ -88,12 +88,6 @@ ITEMS = [TestItem("reset", "How do I reset my password?", ("accounts/reset-passw
          TestItem("link", "How long is the password reset link valid?", ("accounts/reset-password",),
                   answer="The link is valid for 60 minutes."),
          TestItem("mars", "Do you ship to Mars?", answerable=False)]
-
-
-def echo_evidence(messages: list[dict[str, str]]) -> str:
-    """What a faithful model writes: the first two evidence lines of the prompt."""
-    lines = [line[2:] for line in messages[-1]["content"].splitlines() if line.startswith("> ")]
-    return " ".join(lines[:2]) or "I don't know."
 
 
 def test_the_gate_fails_a_worse_candidate_and_passes_an_equal_one(make_manager, settings):
