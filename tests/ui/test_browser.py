@@ -112,6 +112,8 @@ def test_customer_and_agent_in_the_browser(served_for_browser, playwright, width
         agent_context.close()
 
         customer.locator(".chat-window").get_by_role("button", name="Clear").click()  # a new conversation
+        customer.get_by_text("How can we help?").wait_for()
+        customer.wait_for_timeout(1000)  # the browser's storage forgets the old conversation id after the event
         customer.reload()
         customer.get_by_text("How can we help?").wait_for()
         assert customer.locator(".bot-row").count() == 0  # the cleared conversation does not come back
