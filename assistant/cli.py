@@ -465,8 +465,9 @@ def train_sft_command(
     rank: Annotated[int, typer.Option(min=1)] = 8,
     alpha: Annotated[int, typer.Option(min=1)] = 16,
     max_tokens: Annotated[int, typer.Option(min=16, help="Longer examples are left out.")] = 1024,
-    row_tokens: Annotated[int, typer.Option(min=16, help="Packed row length.")] = 2048,
-    grad_accum: Annotated[int, typer.Option(min=1)] = 4,
+    row_tokens: Annotated[int, typer.Option(min=16, help="Packed row length (longer rows cost more attention on "
+                                            "CPU).")] = 512,
+    grad_accum: Annotated[int, typer.Option(min=1)] = 8,
     eval_every: Annotated[int, typer.Option(min=1, help="Steps between dev evaluations and checkpoints.")] = 25,
     patience: Annotated[int, typer.Option(min=0, help="Evaluations without progress before stopping (0: never).")] = 3,
     dev_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,

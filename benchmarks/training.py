@@ -54,7 +54,7 @@ class Counting:
         return self.collate(rows)
 
 
-def run_mode(mode: str, device: str, data: Path | None, limit: int, steps: int) -> dict[str, Any]:
+def run_mode(mode: str, device: str, data: Path | None, limit: int, steps: int, row_tokens: int) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
@@ -76,11 +76,12 @@ def run_mode(mode: str, device: str, data: Path | None, limit: int, steps: int) 
     use_cuda = device == "cuda"
     out = Path("/tmp") / f"bench-training-{mode}"
     if mode == "ours":
-        config = SFTConfig(max_steps=steps, batch_rows=1, grad_accum=2, row_tokens=1024, eval_every=10**6)
+        config = SFTConfig(max_steps=steps, grad_accum=2, row_tokens=row_tokens, eval_every=10**6)
         args = training_arguments(out, config, has_dev=False, use_cuda=use_cuda)
         args.save_strategy = "no"
         collator = Counting(RowCollator(tokenizer.pad_token_id), True)
-        trainer = _trainer_class()(model=model, args=args, train_dataset=pack(rendered, 1024), data_collator=collator)
+        trainer = _trainer_class()(model=model, args=args, train_dataset=pack(rendered, row_tokens),
+                                   data_collator=collator)
     else:
         rows = [{"input_ids": r.input_ids, "attention_mask": [1] * len(r.input_ids), "labels": r.labels}
                 for r in rendered]
@@ -99,17 +100,21 @@ def run_mode(mode: str, device: str, data: Path | None, limit: int, steps: int) 
 
 
 def main() -> None:
+    from training.sft import SFTConfig
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None, help="A run's train.jsonl (default: from the demo).")
     parser.add_argument("--examples", type=int, default=96, help="Examples to train on.")
     parser.add_argument("--steps", type=int, default=6, help="Optimiser steps per mode.")
+    parser.add_argument("--row-tokens", type=int, default=SFTConfig.row_tokens, help="Length of our packed rows.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object on the last line.")
     parser.add_argument("--mode", choices=["ours", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     if args.mode:  # one measurement, in a process of its own
-        sys.stdout.write(json.dumps(run_mode(args.mode, args.device, args.data, args.examples, args.steps)) + "\n")
+        figures = run_mode(args.mode, args.device, args.data, args.examples, args.steps, args.row_tokens)
+        sys.stdout.write(json.dumps(figures) + "\n")
         return
     import torch
 
@@ -119,7 +124,8 @@ def main() -> None:
         figures = {}
         for mode in ("plain", "ours"):
             command = [sys.executable, __file__, "--mode", mode, "--device", device, "--examples", str(args.examples),
-                       "--steps", str(args.steps), *(["--data", str(args.data)] if args.data else [])]
+                       "--steps", str(args.steps),
+                       "--row-tokens", str(args.row_tokens), *(["--data", str(args.data)] if args.data else [])]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             figures[mode] = json.loads(done.stdout.strip().splitlines()[-1])
             log.info("%s %s: %s", device, mode, figures[mode])
