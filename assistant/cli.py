@@ -456,6 +456,10 @@ def train_sft_command(
     dstc11_limit: Annotated[int, typer.Option(min=0, help="Most DSTC11 examples.")] = 400,
     near_miss_every: Annotated[int, typer.Option(min=0, help="Every n-th question derived from the index is also "
                                                  "asked without its article, to learn to decline (0: never).")] = 3,
+    absent_name_every: Annotated[int, typer.Option(min=0, help="Every n-th article is also asked about a product "
+                                                   "the index never mentions, to learn to decline (0: never).")] = 0,
+    target_sentences: Annotated[int, typer.Option(min=1, help="Most sentences of an answer derived from the index "
+                                                  "(the ones that answer best; procedures keep every step).")] = 3,
     held_out: Annotated[list[Path] | None, typer.Option(help="Another test/dev set whose questions must not be "
                                                               "trained on; repeatable.")] = None,
     base: Annotated[str | None, typer.Option(help="Base model name or folder (default: the configured model).")] = None,
@@ -489,7 +493,8 @@ def train_sft_command(
     base_dir = resolve_model_dir(settings)
     target = settings.artifact_path("adapter", out)
     mixture = Mixture(transcripts=data or [], index=from_index, dstc11=dstc11, dstc11_limit=dstc11_limit,
-                      near_miss_every=near_miss_every,
+                      near_miss_every=near_miss_every, absent_name_every=absent_name_every,
+                      target_sentences=target_sentences,
                       held_out=held_out or [], dev_fraction=dev_fraction, seed=seed, skip_bad=skip_bad)
     train, dev = assemble(mixture, settings)
     files = write_run_data(settings.data_dir / "training" / target.name, train, dev, data or [])
@@ -501,7 +506,9 @@ def train_sft_command(
         result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,
                            checkpoint_dir=settings.data_dir / "checkpoints" / f"adapter-{target.name}", config=config,
                            data_files=files, resume=resume, threads=settings.threads, resume_command=resume_command,
-                           sources={**mixture.counts, "index": from_index, "dstc11": str(dstc11) if dstc11 else None})
+                           sources={**mixture.counts, "index": from_index, "dstc11": str(dstc11) if dstc11 else None,
+                                    "near_miss_every": near_miss_every, "absent_name_every": absent_name_every,
+                                    "target_sentences": target_sentences})
     except (TrainingInterrupted, KeyboardInterrupt) as err:
         _stopped(err)
     typer.echo(f"adapter {target}: dev loss {result.metrics['dev_loss_before']} -> {result.metrics['dev_loss']}, "

@@ -42,6 +42,9 @@ DECLINE = ("I'm sorry, I don't have that information in the help center. "
 """The target of a question the evidence does not answer (the server turns it into its abstention)."""
 GENERIC_HEADINGS = {"steps", "how to", "how it works", "instructions", "what to do", "step by step"}
 MAX_TARGET_SENTENCES = 3
+ABSENT_NAMES = ("Klarna", "Venmo", "HomeKit", "WeChat", "Xbox", "Dropbox", "Slack", "Shopify", "Ethereum",
+                "SmartThings", "Kindle", "Siri")
+"""Products a help center rarely mentions: near-miss questions name one (only those its index never uses)."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +152,12 @@ def _imperative(title: str) -> bool:
     return first.isalpha() and not first.endswith(("s", "ing")) and first not in {"the", "a", "an", "your", "our"}
 
 
-def section_reply(units: Sequence[Any]) -> str:
-    """A section's evidence as a reply: its steps as a numbered list, else its first sentences."""
+def section_reply(units: Sequence[Any], sentences: int = MAX_TARGET_SENTENCES) -> str:
+    """A section's evidence as a reply: its steps as a numbered list, else its first `sentences` units."""
     steps = [u.text for u in units if u.kind == "step"]
     if steps:
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1))
-    return " ".join(_sentence(u.text) for u in units[:MAX_TARGET_SENTENCES])
+    return " ".join(_sentence(u.text) for u in units[:sentences])
 
 
 def _sentence(text: str) -> str:
@@ -162,13 +165,16 @@ def _sentence(text: str) -> str:
     return text if re.search(r"[.!?:]$", text) else text + "."
 
 
-def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3) -> list[Example]:
+def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3, target_sentences: int = MAX_TARGET_SENTENCES,
+                     absent_names: Sequence[str] = (), absent_name_every: int = 0) -> list[Example]:
     """Question -> answer pairs from every article section of the retriever's index, and near misses.
 
     The question is answered only when the server's own evidence for it holds the section; then the
-    reply is that evidence, verbatim. Every `near_miss_every`-th question is also asked with its
+    reply is that evidence, verbatim: a procedure's steps, else the `target_sentences` units that best
+    answer the question, in article order. Every `near_miss_every`-th question is also asked with its
     article withheld: when none of the reply is supported by what is found instead, the target is
-    the honest decline.
+    the honest decline. Every `absent_name_every`-th article is also asked about one of `absent_names`
+    (products the knowledge base never mentions): its own article is found, and the target is the decline.
     """
     from tqdm import tqdm
 
@@ -176,7 +182,10 @@ def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3) -> lis
     ranker = prompts.ranker
     doc_ids = sorted({c.doc_id for c in prompts.retriever.index.chunks})
     asked = 0
-    for doc_id in tqdm(doc_ids, desc="pairs from the index", unit="doc", disable=None):
+    names = [n for n in absent_names if ranker.foreign_terms(n)]
+    for number, doc_id in enumerate(tqdm(doc_ids, desc="pairs from the index", unit="doc", disable=None), start=1):
+        if names and absent_name_every and number % absent_name_every == 0:
+            out += absent_name_question(prompts, doc_id, names[(number // absent_name_every) % len(names)], number)
         units = ranker.units(doc_id)
         sections: dict[str, list[Any]] = {}
         for unit in units:
@@ -184,11 +193,12 @@ def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3) -> lis
         for section, members in sections.items():
             question = heading_question(members[0].title, section)
             evidence = prompts.evidence(question)
-            kept = [e.unit for e in evidence.items if e.unit.doc_id == doc_id and e.unit.section == section]
-            if not kept:
+            ours = [e for e in evidence.items if e.unit.doc_id == doc_id and e.unit.section == section]
+            if not ours:
                 continue
-            kept.sort(key=lambda u: u.order)
-            target = section_reply(kept if any(u.kind == "step" for u in kept) else kept)
+            if not any(e.unit.kind == "step" for e in ours):  # the units that answer best
+                ours = sorted(ours, key=lambda e: -e.score)[:target_sentences]
+            target = section_reply(sorted((e.unit for e in ours), key=lambda u: u.order), target_sentences)
             group = f"index:{doc_id}"
             messages = [*prompts.messages(question, evidence), {"role": "assistant", "content": target}]
             out.append(Example(f"{group}#{section or 'intro'}", group, tuple(messages), "last", "index", (question,)))
@@ -200,6 +210,25 @@ def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3) -> lis
                     out.append(Example(f"{group}#{section or 'intro'}:near-miss", group, tuple(messages), "last",
                                        "index-near-miss", (question,)))
     return out
+
+
+ABSENT_NAME_QUESTIONS = ("Does {topic} work with {name}?", "Can I use {name} for {topic}?",
+                         "Is {name} supported for {topic}?")
+
+
+def absent_name_question(prompts: ServerPrompts, doc_id: str, name: str, number: int) -> list[Example]:
+    """An article's topic asked about a product the knowledge base never mentions; the target declines."""
+    title = next((u.title for u in prompts.ranker.units(doc_id) if u.title), "")
+    if not title:
+        return []
+    topic = title[:1].lower() + title[1:]
+    question = ABSENT_NAME_QUESTIONS[number % len(ABSENT_NAME_QUESTIONS)].format(topic=topic, name=name)
+    evidence = prompts.evidence(question)
+    if not evidence:
+        return []
+    group = f"index:{doc_id}"
+    messages = [*prompts.messages(question, evidence), {"role": "assistant", "content": DECLINE}]
+    return [Example(f"{group}:absent-name", group, tuple(messages), "last", "index-absent-name", (question,))]
 
 
 def customer_text(content: str) -> str:

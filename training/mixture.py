@@ -16,6 +16,8 @@ from typing import Any
 
 from knowledge.artifacts import sha256_file
 from training.data import (
+    ABSENT_NAMES,
+    MAX_TARGET_SENTENCES,
     Example,
     ServerPrompts,
     drop_leaks,
@@ -40,6 +42,10 @@ class Mixture:
     dstc11_limit: int = 400
     near_miss_every: int = 3
     """Every n-th derived question is also asked with its article withheld (0: no near misses)."""
+    absent_name_every: int = 0
+    """Every n-th article is also asked about a product the knowledge base never mentions (0: never)."""
+    target_sentences: int = MAX_TARGET_SENTENCES
+    """Most sentences of a derived answer (a procedure keeps all its steps)."""
     held_out: Sequence[Path] = ()
     """Test and dev sets whose questions must not be trained on (the demo ones are always included)."""
     dev_fraction: float = 0.1
@@ -52,6 +58,8 @@ def assemble(mixture: Mixture, settings: Any) -> tuple[list[Example], list[Examp
     """(train, dev) examples of every source, with held-out questions removed."""
     from knowledge.demo_data import TESTSET
 
+    demo_dev = Path(TESTSET).with_name("devset.jsonl")
+    held = held_out_questions([TESTSET, demo_dev, *mixture.held_out])
     transcripts = read_transcripts(list(mixture.transcripts), skip_bad=mixture.skip_bad)
     examples: list[Example] = []
     prompts = None
@@ -59,7 +67,10 @@ def assemble(mixture: Mixture, settings: Any) -> tuple[list[Example], list[Examp
         from assistant.bootstrap import open_retriever
 
         prompts = ServerPrompts(settings, open_retriever(settings, index=mixture.index))
-        derived = pairs_from_index(prompts, near_miss_every=mixture.near_miss_every)
+        names = [n for n in ABSENT_NAMES if not any(n.lower() in q for q in held)]  # none a held-out question names
+        derived = pairs_from_index(prompts, near_miss_every=mixture.near_miss_every,
+                                   target_sentences=mixture.target_sentences, absent_names=names,
+                                   absent_name_every=mixture.absent_name_every)
         mixture.counts["index_pairs"] = len(derived)
         examples += derived
     rebuilt = 0
@@ -79,8 +90,6 @@ def assemble(mixture: Mixture, settings: Any) -> tuple[list[Example], list[Examp
         chosen = dstc11.examples(train_turns[: mixture.dstc11_limit], settings.history_messages)
         mixture.counts["dstc11"] = len(chosen)
         examples += chosen
-    demo_dev = Path(TESTSET).with_name("devset.jsonl")
-    held = held_out_questions([TESTSET, demo_dev, *mixture.held_out])
     examples = drop_leaks(examples, held)
     if not examples:
         raise TrainingDataError("no examples to learn from: the transcripts have no usable assistant reply and no "
