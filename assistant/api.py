@@ -9,6 +9,7 @@ it. Access, conversation ids and the extra `assistant` field follow ARCHITECTURE
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -23,7 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from assistant.config import Settings
 from assistant.dialogue import DialogueManager
@@ -164,9 +165,10 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
             first = await run_in_threadpool(_next, events)  # errors before any byte become HTTP errors
 
             async def body_stream() -> AsyncIterator[str]:
+                pieces = _produce(_sse(completion_id, body.model, first, events), cancel)
                 watcher = asyncio.create_task(_watch_disconnect(request, cancel))
                 try:
-                    async for piece in iterate_in_threadpool(_sse(completion_id, body.model, first, events)):
+                    while (piece := await pieces.get()) is not None:
                         yield piece
                 finally:  # also when the client disconnected and the response task was cancelled
                     cancel.set()
@@ -177,6 +179,33 @@ def create_api(manager: DialogueManager, settings: Settings | None = None, *, ma
         return await run_in_threadpool(_complete, completion_id, body.model, events)
 
     return api
+
+
+def _produce(stream: Iterator[str], cancel: threading.Event) -> asyncio.Queue[str | None]:
+    """Run the turn in a thread of its own, its pieces queued for the response (None ends them).
+
+    The turn does not wait for the client to read: a slow reader (TCP back-pressure) would otherwise
+    hold its generation slot for as long as it takes to read. The turn stops early only when `cancel`
+    is set (the client went away).
+    """
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def run() -> None:
+        try:
+            for piece in stream:
+                if cancel.is_set():
+                    break
+                loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        except Exception:  # noqa: BLE001 - logged; the client sees the stream end
+            log.exception("streamed turn failed")
+        finally:
+            stream.close()
+            loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+    context = contextvars.copy_context()  # the turn's CANCEL event travels with it
+    threading.Thread(target=context.run, args=(run,), name="api-turn", daemon=True).start()
+    return pieces
 
 
 async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:

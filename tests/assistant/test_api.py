@@ -213,3 +213,55 @@ def test_the_database_going_away_and_coming_back(make_manager, settings, pg_url)
         assert ask("is anyone there?", conversation_id).status_code == 200
         sent = [m.content for m in manager.store.messages(conversation_id) if m.role == "user"]
         assert sent == ["How do I reset my password?", "and on the website?", "is anyone there?"]
+
+
+def test_a_client_that_reads_slowly_does_not_hold_its_generation_slot(make_manager, settings):
+    """The server's writes block, as uvicorn's do once a slow client's socket is full: the turn finishes anyway,
+    is logged, and frees its slot for the next customer."""
+    import asyncio
+    import json
+
+    from assistant.serving import build_server
+    from tests.assistant.test_generation_worker import SlowGenerator
+
+    slow = SlowGenerator(delay=0.05)
+    manager = make_manager(reply="unused")
+    manager.generator = slow
+    app = build_server(settings.model_copy(update={"generation_slots": 1}), manager)
+    body = json.dumps({"model": "support-assistant", "stream": True,
+                       "messages": [{"role": "user", "content": "How do I reset my password?"}]}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions", "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                         (b"host", b"127.0.0.1")]}
+
+    async def scenario() -> bool:
+        request_sent, blocked = False, asyncio.Event()
+
+        async def receive() -> dict:
+            nonlocal request_sent
+            if not request_sent:
+                request_sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client stays connected
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                blocked.set()
+                await asyncio.Event().wait()  # this write never completes: the client does not read
+
+        response = asyncio.create_task(app(scope, receive, send))
+        await asyncio.wait_for(blocked.wait(), 30)
+        finished, deadline = False, time.time() + 20
+        while not finished and time.time() < deadline:
+            await asyncio.sleep(0.05)
+            conversations = manager.store.conversations(limit=1)
+            roles = [m.role for m in manager.store.messages(conversations[0].id)] if conversations else []
+            finished = roles == ["user", "assistant"] and manager.generator.queue.load()["running"] == 0
+        response.cancel()
+        return finished
+
+    finished = asyncio.run(scenario())
+    assert finished, "the turn waited for the client to read: its generation slot stayed taken"
