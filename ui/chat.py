@@ -7,6 +7,7 @@ agent messages and ticket changes have been shown.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ ChatHistory = list[dict[str, Any]]
 SUGGESTIONS = ["How do I reset my password?", "What is your return window?", "How much is Premium a month?",
                "My camera shows as offline"]
 RATINGS = {1: "Like", -1: "Dislike"}
+SAVED_KEY = "support-assistant-conversation"
+"""The browser's localStorage key of the conversation id (a reload shows that conversation again)."""
 SCROLL_TO_END = ("() => { setTimeout(() => document.querySelectorAll('.chat-window, .chat-window .bubble-wrap')"
                  ".forEach(el => { el.scrollTop = el.scrollHeight; }), 50); }")
 
@@ -167,7 +170,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
                     "Answers come from our help center and list their sources.")
         conversation = gr.State(None)
         shown = gr.State(Shown())
-        saved = gr.BrowserState(None, storage_key="support-assistant-conversation")
+        saved = gr.BrowserState(None, storage_key=SAVED_KEY)
         chatbot = gr.Chatbot(show_label=False, min_height=260, max_height=560, height=None, autoscroll=True,
                              feedback_options=("Like", "Dislike"), buttons=["copy"], elem_classes="chat-window",
                              group_consecutive_messages=False,
@@ -183,7 +186,9 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         human_button.click(talk_to_human, [chatbot, conversation, shown], [chatbot, conversation, shown],
                            api_name="talk_to_human")
         chatbot.like(on_like, [chatbot, conversation, shown], [chatbot, shown], api_name=False)
-        chatbot.clear(start_over, None, [chatbot, conversation, shown, saved], api_name=False)
+        # The browser forgets the old id at once, before the server answers: a reload right after stays empty.
+        chatbot.clear(start_over, None, [chatbot, conversation, shown, saved], api_name=False,
+                      js=f"() => {{ localStorage.removeItem({json.dumps(SAVED_KEY)}); }}")
         gr.Timer(2.0).tick(poll, [chatbot, conversation, shown], [chatbot, shown], api_name="poll",
                            show_progress="hidden")
         # New messages (answers, an agent's reply, a notice) scroll into view, also on a phone's short window.

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from tests.helpers import ARTIFACTS, chromium_page, unavailable
 from tests.ui.test_chat_server import serve
+from ui.chat import SAVED_KEY
 
 AGENT_KEY = "k-agent"
 
@@ -113,8 +115,8 @@ def test_customer_and_agent_in_the_browser(served_for_browser, playwright, width
 
         customer.locator(".chat-window").get_by_role("button", name="Clear").click()  # a new conversation
         customer.get_by_text("How can we help?").wait_for()
-        customer.wait_for_timeout(1000)  # the browser's storage forgets the old conversation id after the event
-        customer.reload()
+        assert customer.evaluate(f"localStorage.getItem({json.dumps(SAVED_KEY)})") is None
+        customer.reload()  # at once: the browser already forgot the old conversation
         customer.get_by_text("How can we help?").wait_for()
         assert customer.locator(".bot-row").count() == 0  # the cleared conversation does not come back
     finally:
