@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from assistant.dialogue import DialogueManager, Final, Token
 from assistant.dialogue.events import TurnView
 from assistant.dialogue.manager import HELD
 from assistant.errors import InvalidMessage
+from assistant.generation_worker import CANCEL
 from assistant.store.store import new_conversation_id
 from ui.render import agent_markdown, agent_name, answer_markdown, streaming_markdown, ticket_notice
 
@@ -46,6 +48,35 @@ class Shown:
     last_change: int = 0
 
 
+class OpenTurns:
+    """The cancel events of each browser session's running turns: closing the tab stops their generation."""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, set[threading.Event]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str | None) -> threading.Event:
+        """A cancel event for a new turn of `session`, also made the generation's (CANCEL)."""
+        cancel = threading.Event()
+        CANCEL.set(cancel)
+        if session:
+            with self._lock:
+                self._turns.setdefault(session, set()).add(cancel)
+        return cancel
+
+    def finish(self, session: str | None, cancel: threading.Event) -> None:
+        with self._lock:
+            self._turns.get(session or "", set()).discard(cancel)
+
+    def leave(self, session: str | None) -> int:
+        """The session's tab closed: cancel its turns; returns how many."""
+        with self._lock:
+            turns = self._turns.pop(session or "", set())
+        for cancel in turns:
+            cancel.set()
+        return len(turns)
+
+
 def feedback_values(chat: ChatHistory, shown: Shown) -> list[str | None]:
     """The thumbs state of every assistant message, in order (Gradio keeps it only if told each time)."""
     return [RATINGS.get(shown.ratings.get(shown.ids[i])) if i < len(shown.ids) and shown.ids[i] else None
@@ -59,7 +90,22 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
     def view(chat: ChatHistory, shown: Shown) -> Any:
         return gr.Chatbot(value=chat, feedback_value=feedback_values(chat, shown))
 
-    def send(text: str, chat: ChatHistory, conversation_id: str | None, shown: Shown) -> Iterator[tuple]:
+    open_turns = OpenTurns()
+
+    def send(text: str, chat: ChatHistory, conversation_id: str | None, shown: Shown,
+             request: gr.Request | None = None) -> Iterator[tuple]:
+        session = request.session_hash if request else None
+        cancel = open_turns.start(session)  # a closed tab stops this turn's generation
+        try:
+            yield from answer(text, chat, conversation_id, shown)
+        finally:
+            open_turns.finish(session, cancel)
+
+    def leave(request: gr.Request | None = None) -> None:
+        if (stopped := open_turns.leave(request.session_hash if request else None)):
+            log.info("a chat tab closed: %d running turn(s) stopped", stopped)
+
+    def answer(text: str, chat: ChatHistory, conversation_id: str | None, shown: Shown) -> Iterator[tuple]:
         conversation_id = conversation_id or new_conversation_id()
         before = list(chat)
         chat = [*chat, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
@@ -195,6 +241,7 @@ def build_chat_app(manager: DialogueManager, settings: Settings) -> gr.Blocks:
         chatbot.change(None, None, None, js=SCROLL_TO_END, api_name=False)
         conversation.change(lambda conversation_id: conversation_id, conversation, saved, api_name=False)
         app.load(restore, saved, [chatbot, conversation, shown], api_name=False)
+        app.unload(leave)
         gr.api(feedback, api_name="feedback")
     # Each chat handler mostly waits (for the generation queue, or the customer): many may be open at once;
     # the generation queue (ASSISTANT_GENERATION_SLOTS) decides how many generate.

@@ -121,3 +121,38 @@ def test_customer_and_agent_in_the_browser(served_for_browser, playwright, width
         assert customer.locator(".bot-row").count() == 0  # the cleared conversation does not come back
     finally:
         browser.close()
+
+
+def test_closing_the_tab_stops_the_generation(make_manager, settings, playwright):
+    """A customer who closes the tab mid-answer frees the model for the next one (the API does the same on
+    disconnect)."""
+    import time
+
+    import httpx
+
+    from tests.assistant.test_generation_worker import SlowGenerator
+
+    slow = SlowGenerator(delay=1.0)  # one word a second: the turn would run on for many seconds
+    configured = settings.model_copy(update={"generation_slots": 1})
+    running = serve(make_manager, configured, generator=slow)
+    url, _ = next(running)
+    browser, page = chromium_page(playwright)
+    try:
+        page.goto(url)
+        box = page.get_by_placeholder("Type your question…")
+        box.fill("How do I reset my password if the app says the email address I typed is unknown to Northwind "
+                 "and I no longer remember which address I used when I first signed up for the account?")
+        page.get_by_role("button", name="Send").click()
+        deadline = time.time() + 20
+        while slow.running == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert slow.running == 1, "the answer never started"
+        page.close()
+        closed = time.time()
+        while slow.running and time.time() - closed < 2.5:
+            time.sleep(0.05)
+        assert slow.running == 0, "the generation went on after the tab closed"
+        assert httpx.get(url + "healthz").json()["generation"]["running"] == 0
+    finally:
+        browser.close()
+        next(running, None)
