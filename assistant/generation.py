@@ -63,6 +63,7 @@ class TransformersGenerator:
         timeout_s: float = 60.0,
         temperature: float = 0.0,
         repetition_penalty: float = 1.0,
+        prefix_cache: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -85,13 +86,18 @@ class TransformersGenerator:
         self.temperature = temperature
         self.repetition_penalty = repetition_penalty
         self.context_tokens = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self.prefix_cache = PrefixCache(self.model, self.device) if prefix_cache else None
         log.info("loaded model=%s adapter=%s device=%s", self.model_id, self.adapter_id, self.device)
 
     def _fit(self, messages: list[dict[str, str]], budget: int) -> Any:
-        """Tokenised prompt within `budget` tokens: the oldest turns go first, the system message stays."""
+        """Tokenised prompt within `budget` tokens: the oldest turns go first, the system message stays.
+
+        When the prompt starts with the system message, the model's cache of that prefix comes along as
+        `past_key_values` (a private copy), so only the rest of the prompt is computed.
+        """
         import torch
 
-        from assistant.prompts import render_prompt  # the renderer training uses too
+        from assistant.prompts import render_prefix, render_prompt  # the renderer training uses too
 
         while True:
             ids = render_prompt(self.tokenizer, messages)
@@ -100,7 +106,11 @@ class TransformersGenerator:
             del messages[1]
         ids = ids[-budget:]  # one huge turn: keep its end, where the question is
         input_ids = torch.tensor([ids], device=self.device)
-        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+        if self.prefix_cache is not None and (cache := self.prefix_cache.seed(render_prefix(self.tokenizer, messages),
+                                                                               ids)) is not None:
+            inputs["past_key_values"] = cache
+        return inputs
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -156,6 +166,37 @@ class TransformersGenerator:
             worker.join()
         if errors:
             raise errors[0]
+
+
+class PrefixCache:
+    """The model's key/value cache of the fixed system prefix, computed once and copied into each request.
+
+    Every prompt starts with the same system message, so its keys and values are the same for every
+    turn: computing them once takes them off each turn's first token (prefix caching). A request whose
+    prompt does not start with the cached prefix gets no cache; a new prefix replaces the old one.
+    """
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model, self.device = model, device
+        self._ids: list[int] = []
+        self._cache: Any = None
+        self._lock = threading.Lock()
+
+    def seed(self, prefix: list[int], ids: list[int]) -> Any | None:
+        """A private copy of the cache of `prefix` when `ids` start with it and go on after it, else None."""
+        import copy
+
+        import torch
+        from transformers import DynamicCache
+
+        if not prefix or len(prefix) >= len(ids) or ids[: len(prefix)] != prefix:
+            return None
+        with self._lock, torch.inference_mode():
+            if self._ids != prefix:
+                cache = DynamicCache()
+                self.model(input_ids=torch.tensor([prefix], device=self.device), past_key_values=cache, use_cache=True)
+                self._ids, self._cache = list(prefix), cache
+            return copy.deepcopy(self._cache)
 
 
 class _StopWhenSet:

@@ -126,6 +126,14 @@ def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[in
     return _template_ids(tokenizer, messages, generation_prompt=True)
 
 
+def render_prefix(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """The ids of the leading system message, the part of every prompt that never changes (cached once by the
+    generator); empty when the prompt has none."""
+    if not messages or messages[0]["role"] != "system":
+        return []
+    return _template_ids(tokenizer, messages[:1], generation_prompt=False)
+
+
 def render_conversation(
     tokenizer: Any, messages: Sequence[dict[str, str]], *, train_on: Literal["all", "last"] = "all"
 ) -> RenderedConversation:

@@ -7,6 +7,7 @@ from assistant.config import load_settings
 from assistant.errors import ConfigError
 from assistant.generation import ScriptedGenerator, TransformersGenerator
 from assistant.models import SHIPPED_ADAPTER, resolve_adapter_dir, resolve_model_dir
+from assistant.prompts import render_prompt
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do refunds work?"}]
 
@@ -61,3 +62,23 @@ def test_scripted_generator_streams_words():
     generator = ScriptedGenerator(lambda messages: f"echo {messages[-1]['content']}")
     assert "".join(generator.stream(MESSAGES)) == "echo How do refunds work?"
     assert generator.calls[0][-1]["content"] == "How do refunds work?"
+
+
+def test_the_system_prefix_is_cached_once_and_changes_no_token(tiny_model_dir: Path):
+    """Prefix caching: prompts sharing the system message reuse its keys/values, with the same greedy tokens."""
+    cached = TransformersGenerator(tiny_model_dir, device="cpu", max_new_tokens=12, threads=1)
+    plain = TransformersGenerator(tiny_model_dir, device="cpu", max_new_tokens=12, threads=1, prefix_cache=False)
+    system = {"role": "system", "content": "You are the support assistant of Northwind. Answer from the evidence."}
+    calls = []
+    forward = cached.model.forward
+    cached.model.forward = lambda *a, **k: calls.append(k["input_ids"].shape[1]) or forward(*a, **k)
+    for question in ("How do I reset my password?", "What is the return window?", "Is Premium monthly?"):
+        messages = [system, {"role": "user", "content": question}]
+        assert "".join(cached.stream(messages)) == "".join(plain.stream(messages))
+    prefix = len(cached.prefix_cache._ids)
+    assert prefix > 10 and calls.count(prefix) == 1  # computed once, for the first request only
+    full = len(render_prompt(cached.tokenizer, messages))
+    assert full - prefix in calls and full not in calls  # the last prompt: only what follows the prefix is computed
+    # a prompt without that system message gets no cache, and the same tokens too
+    other = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
+    assert "".join(cached.stream(other)) == "".join(plain.stream(other))
