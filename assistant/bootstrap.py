@@ -6,6 +6,7 @@ brings the store schema up to date; later uses load them in seconds.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -73,6 +74,29 @@ def open_retriever(settings: Settings, embedder: Embedder | None = None, index: 
     return Retriever(open_index(settings, embedder, index), embedder, RetrieverConfig())
 
 
+def open_llama_cpp(settings: Settings, adapter: str | None = None) -> Generator:
+    """The base model's GGUF on llama.cpp, with the adapter converted to a GGUF LoRA."""
+    from assistant.generation import cpu_threads
+    from assistant.generation_worker import cpu_slots
+    from assistant.llama_cpp_generation import LlamaCppGenerator, gguf_lora
+    from assistant.models import DEFAULT_MODEL, default_gguf_path, resolve_adapter_dir, resolve_model_dir
+
+    base_dir = resolve_model_dir(settings)  # its tokenizer renders the prompts, as on the transformers path
+    gguf_path = settings.gguf or (default_gguf_path() if settings.model == DEFAULT_MODEL else None)
+    if gguf_path is None:
+        raise ConfigError(f"ASSISTANT_GENERATOR=llama_cpp runs a GGUF file: set ASSISTANT_GGUF to the GGUF of "
+                          f"{settings.model}")
+    adapter_dir = resolve_adapter_dir(settings, adapter)
+    lora = gguf_lora(adapter_dir, base_dir, settings.data_dir / "gguf") if adapter_dir else None
+    config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    return LlamaCppGenerator(
+        gguf_path, base_dir, lora, model_id=base_dir.name, adapter_id=adapter_dir.name if adapter_dir else None,
+        threads=settings.threads or max(1, cpu_threads() // cpu_slots(settings)),
+        context_tokens=min(4096, int(config.get("max_position_embeddings", 2048))),
+        max_new_tokens=settings.max_new_tokens, timeout_s=settings.generation_timeout_s,
+        temperature=settings.temperature, repetition_penalty=settings.repetition_penalty)
+
+
 def chunking(settings: Settings) -> ChunkingConfig:
     """Chunk sizes for new indexes, from the settings."""
     return ChunkingConfig(chunk_tokens=settings.chunk_tokens, overlap_tokens=settings.chunk_overlap_tokens)
@@ -91,6 +115,8 @@ def open_generator(settings: Settings, adapter: str | None = None) -> Generator:
                                max_new_tokens=settings.max_new_tokens, timeout_s=settings.generation_timeout_s,
                                temperature=settings.temperature)
 
+    if settings.generator == "llama_cpp":
+        return open_llama_cpp(settings, adapter)
     return TransformersGenerator(
         resolve_model_dir(settings),
         resolve_adapter_dir(settings, adapter),

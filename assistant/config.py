@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     """Base model: a name under `<data dir>/models/` or a path to any local HF model folder."""
     adapter: str = "production"
     """LoRA adapter: a name, a path, `production` (the promoted one, if any) or `base` (none)."""
-    generator: Literal["local", "remote"] = "local"
-    """`local`: the model runs in this process (transformers); `remote`: an OpenAI-compatible server (e.g. vLLM)."""
+    generator: Literal["local", "llama_cpp", "remote"] = "local"
+    """`local`: the model runs in this process (transformers); `llama_cpp`: in this process on llama.cpp (the CPU
+    fast path, `llamacpp` extra); `remote`: an OpenAI-compatible server (e.g. vLLM)."""
+    gguf: Path | None = None
+    """GGUF file of the base model for `generator = llama_cpp` (default: the embedded model's own)."""
     remote_url: str | None = None
     """Base URL of the remote generation server, e.g. `http://gpu-box:8000/v1` (with `generator = remote`)."""
     remote_model: str | None = None

@@ -97,14 +97,9 @@ class TransformersGenerator:
         """
         import torch
 
-        from assistant.prompts import render_prefix, render_prompt  # the renderer training uses too
+        from assistant.prompts import render_prefix, render_within  # the renderer training uses too
 
-        while True:
-            ids = render_prompt(self.tokenizer, messages)
-            if len(ids) <= budget or len(messages) <= 2:
-                break
-            del messages[1]
-        ids = ids[-budget:]  # one huge turn: keep its end, where the question is
+        ids = render_within(self.tokenizer, messages, budget)
         input_ids = torch.tensor([ids], device=self.device)
         inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
         if self.prefix_cache is not None and (cache := self.prefix_cache.seed(render_prefix(self.tokenizer, messages),

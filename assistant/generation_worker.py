@@ -79,13 +79,20 @@ class GenerationQueue:
             self._lock.notify_all()
 
 
+def cpu_slots(settings: Any) -> int:
+    """Generations at once on the CPU: as configured, else one per core, up to 4."""
+    from assistant.generation import cpu_threads
+
+    return settings.generation_slots or min(cpu_threads(), 4)
+
+
 def serving_queue(settings: Any, generator: Generator) -> GenerationQueue:
     """The serving queue for this machine. On the CPU, several single-threaded generations beat one that uses every
     core (per-token Python overhead leaves cores idle): one slot per core, up to 4, unless configured."""
     from assistant.generation import cpu_threads
 
     on_cpu = getattr(generator, "device", "cpu") == "cpu"
-    slots = settings.generation_slots or (min(cpu_threads(), 4) if on_cpu else 1)
+    slots = cpu_slots(settings) if on_cpu else settings.generation_slots or 1
     if on_cpu and settings.threads is None and slots > 1 and hasattr(generator, "device"):
         import torch
 

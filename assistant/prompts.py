@@ -126,6 +126,17 @@ def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[in
     return _template_ids(tokenizer, messages, generation_prompt=True)
 
 
+def render_within(tokenizer: Any, messages: list[dict[str, str]], budget: int) -> list[int]:
+    """The prompt's ids within `budget` tokens: the oldest turns go first (`messages` is trimmed in place), the
+    system message stays; one huge turn keeps its end, where the question is."""
+    while True:
+        ids = render_prompt(tokenizer, messages)
+        if len(ids) <= budget or len(messages) <= 2:
+            break
+        del messages[1]
+    return ids[-budget:]
+
+
 def render_prefix(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
     """The ids of the leading system message, the part of every prompt that never changes (cached once by the
     generator); empty when the prompt has none."""

@@ -1,9 +1,11 @@
 """Generation speed of the assistant's path against plain `model.generate`, same prompts, same run.
 
-Prints time to first token and tokens/s for: ours (TransformersGenerator.stream, what the dialogue
-manager calls), baseline_generate (plain transformers `generate`) and, when llama-cpp-python is
-installed (`make bench-setup`), baseline_llama_cpp on the same GGUF. Ratios are ours / baseline
-(higher is better). `--json` prints one object on the last line of stdout.
+Prints time to first token and tokens/s for: ours (the generator's `stream`, what the dialogue manager
+calls: the llama.cpp backend when llama-cpp-python is installed (`make bench-setup`), else transformers
+with its cached system prefix), the same with the shipped adapter, the transformers path, plain
+transformers `generate` (baseline_generate) and llama-cpp-python's own chat completion on the same
+GGUF (baseline_llama_cpp). All on the base model unless named, one slot, `--threads` threads. Ratios
+are ours / baseline (higher is better). `--json` prints one object on the last line of stdout.
 """
 
 from __future__ import annotations
@@ -21,13 +23,27 @@ log = logging.getLogger("benchmarks.generation")
 def build_prompts(settings, n: int) -> list[list[dict[str, str]]]:
     """Realistic prompts: the served system prefix plus retrieved passages and a demo question."""
     from assistant.bootstrap import open_retriever
+    from assistant.dialogue.manager import evidence_ranker
     from assistant.prompts import build_messages
     from knowledge.demo_data import TESTSET
 
     retriever = open_retriever(settings)
+    ranker = evidence_ranker(settings, retriever)
     questions = [json.loads(line)["question"] for line in TESTSET.read_text().splitlines() if line.strip()]
-    return [build_messages(q, retriever.search(q, k=settings.retrieval_k), company=settings.company_name)
-            for q in questions[:n]]
+    return [build_messages(q, ranker.select(q, retriever.search(q, k=settings.retrieval_k)),
+                           company=settings.company_name) for q in questions[:n]]
+
+
+def open_fast(settings, adapter: str = "base"):
+    """The assistant's llama.cpp path (ASSISTANT_GENERATOR=llama_cpp), or None when llama-cpp-python is missing."""
+    from assistant.bootstrap import open_generator
+
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        log.warning("llama-cpp-python not installed (make bench-setup): ours is the transformers path")
+        return None
+    return open_generator(settings.model_copy(update={"generator": "llama_cpp"}), adapter)
 
 
 def time_ours(generator, prompts, new_tokens: int) -> dict[str, float]:
@@ -71,7 +87,8 @@ def time_llama_cpp(prompts, new_tokens: int, threads: int) -> dict[str, float] |
         return None
     from assistant.models import default_gguf_path
 
-    llm = Llama(model_path=str(default_gguf_path()), n_threads=threads, n_ctx=4096, verbose=False)
+    llm = Llama(model_path=str(default_gguf_path()), n_threads=threads, n_threads_batch=threads, n_ctx=4096,
+                verbose=False)
     firsts, rates = [], []
     for messages in prompts:
         start = time.perf_counter()
@@ -98,29 +115,41 @@ def main() -> None:
     from assistant.config import load_settings
     from assistant.generation import TransformersGenerator, cpu_threads
     from assistant.models import resolve_model_dir
+    from assistant.prompts import render_prefix, render_prompt
 
-    settings = load_settings()
-    threads = args.threads or cpu_threads()
+    settings = load_settings(threads=args.threads or cpu_threads(), generation_slots=1)
+    threads = settings.threads
     prompts = build_prompts(settings, args.prompts)
     generator = TransformersGenerator(resolve_model_dir(settings), device="cpu", threads=threads)
-    prompt_tokens = [len(generator.tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True)
-                         ["input_ids"]) for p in prompts]
-    log.info("timing %d prompts of %s tokens, %d new tokens, %d threads", len(prompts), prompt_tokens,
-             args.new_tokens, threads)
-    time_ours(generator, prompts[:1], 4)  # warm-up
-    ours = time_ours(generator, prompts, args.new_tokens)
+    prompt_tokens = [len(render_prompt(generator.tokenizer, p)) for p in prompts]
+    prefix_tokens = len(render_prefix(generator.tokenizer, prompts[0]))
+    log.info("timing %d prompts of %s tokens (cached system prefix %d), %d new tokens, %d threads", len(prompts),
+             prompt_tokens, prefix_tokens, args.new_tokens, threads)
+    fast = open_fast(settings)
+    ours_generator = fast or generator
+    time_ours(ours_generator, prompts[:1], 4)  # warm-up (and the prefix cache)
+    ours = time_ours(ours_generator, prompts, args.new_tokens)
+    transformers_path = time_ours(generator, prompts, args.new_tokens) if fast else ours
     baseline = time_generate(generator.model, generator.tokenizer, prompts, args.new_tokens)
     llama = time_llama_cpp(prompts, args.new_tokens, threads)
+    adapter = None
+    if fast:  # the same path with the shipped adapter applied by llama.cpp as a LoRA
+        with_adapter = open_fast(settings, "shipped")
+        time_ours(with_adapter, prompts[:1], 4)
+        adapter = time_ours(with_adapter, prompts, args.new_tokens)
     cpu = {
-        "threads": threads, "prompt_tokens": prompt_tokens, "new_tokens": args.new_tokens,
-        "ours": ours, "baseline_generate": baseline, "baseline_llama_cpp": llama,
+        "threads": threads, "prompt_tokens": prompt_tokens, "prefix_tokens": prefix_tokens,
+        "new_tokens": args.new_tokens, "ours_backend": "llama_cpp" if fast else "transformers",
+        "ours": ours, "ours_with_shipped_adapter": adapter, "ours_transformers": transformers_path,
+        "baseline_generate": baseline, "baseline_llama_cpp": llama,
         "tokens_per_s_ratio": ours["tokens_per_s"] / baseline["tokens_per_s"],
         "first_token_s_ratio": baseline["first_token_s"] / ours["first_token_s"],
         "llama_cpp_tokens_per_s_ratio": ours["tokens_per_s"] / llama["tokens_per_s"] if llama else None,
+        "transformers_path_tokens_per_s_ratio": transformers_path["tokens_per_s"] / baseline["tokens_per_s"],
     }
     result = {"baseline": "baseline_generate", "cpu": cpu,
               "gpu": None if not torch.cuda.is_available() else "not measured by this version"}
-    for name in ("ours", "baseline_generate", "baseline_llama_cpp"):
+    for name in ("ours", "ours_with_shipped_adapter", "ours_transformers", "baseline_generate", "baseline_llama_cpp"):
         if cpu[name]:
             figures = cpu[name]
             print(f"{name:>20}: {figures['tokens_per_s']:7.1f} tokens/s, first token {figures['first_token_s']:.3f} s",
