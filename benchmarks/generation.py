@@ -16,8 +16,10 @@ import logging
 import statistics
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger("benchmarks.generation")
+DEVSET = Path(__file__).resolve().parent.parent / "knowledge" / "demo" / "devset.jsonl"
 
 
 def build_prompts(settings, n: int) -> list[list[dict[str, str]]]:
@@ -32,6 +34,57 @@ def build_prompts(settings, n: int) -> list[list[dict[str, str]]]:
     questions = [json.loads(line)["question"] for line in TESTSET.read_text().splitlines() if line.strip()]
     return [build_messages(q, ranker.select(q, retriever.search(q, k=settings.retrieval_k)),
                            company=settings.company_name) for q in questions[:n]]
+
+
+def dev_perplexity(settings, adapter: str, backend: str, limit: int = 30) -> float:
+    """Perplexity of the demo dev set's reference answers, each after the server's prompt for its question
+    (teacher-forced: the quality check that greedy agreement alone cannot give)."""
+    import numpy as np
+
+    from assistant.bootstrap import open_generator, open_retriever
+    from assistant.dialogue.manager import evidence_ranker
+    from assistant.prompts import build_messages, render_prompt
+
+    retriever = open_retriever(settings)
+    ranker = evidence_ranker(settings, retriever)
+    items = [json.loads(line) for line in DEVSET.read_text().splitlines() if line.strip()]
+    items = [i for i in items if i["answerable"] and i.get("answer")][:limit]
+    local = open_generator(settings.model_copy(update={"generator": "local"}), adapter)
+    tokenizer = local.tokenizer
+    sequences = []
+    for item in items:
+        messages = build_messages(item["question"], ranker.select(item["question"], retriever.search(item["question"])),
+                                  company=settings.company_name)
+        prompt = render_prompt(tokenizer, messages)
+        answer = tokenizer.encode(item["answer"], add_special_tokens=False) + [tokenizer.eos_token_id]
+        sequences.append((prompt, answer))
+    if backend == "transformers":
+        import torch
+
+        def logits_of(ids: list[int]) -> np.ndarray:
+            with torch.inference_mode():
+                return local.model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
+    else:
+        from llama_cpp import Llama
+
+        fast = open_generator(settings.model_copy(update={"generator": "llama_cpp"}), adapter)
+        llm = Llama(model_path=str(fast.gguf_path), lora_path=str(fast.lora_path) if fast.lora_path else None,
+                    n_ctx=4096, n_threads=settings.threads, n_threads_batch=settings.threads, logits_all=True,
+                    verbose=False)
+
+        def logits_of(ids: list[int]) -> np.ndarray:
+            llm.reset()
+            llm.eval(ids)
+            return np.array(llm.scores[: len(ids)])
+    total, count = 0.0, 0
+    for prompt, answer in sequences:
+        ids = prompt + answer
+        logits = logits_of(ids)[len(prompt) - 1: len(ids) - 1]
+        top = logits.max(axis=1, keepdims=True)
+        log_probs = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+        total -= float(log_probs[np.arange(len(answer)), answer].sum())
+        count += len(answer)
+    return float(np.exp(total / count))
 
 
 def open_fast(settings, adapter: str = "base"):
@@ -137,8 +190,16 @@ def main() -> None:
         with_adapter = open_fast(settings, "shipped")
         time_ours(with_adapter, prompts[:1], 4)
         adapter = time_ours(with_adapter, prompts, args.new_tokens)
+    quality = None
+    if fast:
+        quality = {}
+        for adapter_name in ("base", "shipped"):
+            exact, quick = (dev_perplexity(settings, adapter_name, b) for b in ("transformers", "llama_cpp"))
+            quality[adapter_name] = {"transformers": round(exact, 3), "llama_cpp": round(quick, 3),
+                                     "ratio": round(quick / exact, 4)}
+        log.info("demo dev answers perplexity: %s", quality)
     cpu = {
-        "threads": threads, "prompt_tokens": prompt_tokens, "prefix_tokens": prefix_tokens,
+        "threads": threads, "dev_perplexity": quality, "prompt_tokens": prompt_tokens, "prefix_tokens": prefix_tokens,
         "new_tokens": args.new_tokens, "ours_backend": "llama_cpp" if fast else "transformers",
         "ours": ours, "ours_with_shipped_adapter": adapter, "ours_transformers": transformers_path,
         "baseline_generate": baseline, "baseline_llama_cpp": llama,
