@@ -94,6 +94,22 @@ def test_index_pairs_answer_with_the_server_evidence_verbatim(prompts):
     assert all(e.messages[-1]["content"] == DECLINE for e in pairs if e.source == "index-near-miss")
 
 
+def test_absent_name_questions_decline_and_short_targets_keep_the_best_sentences(prompts):
+    from training.data import ABSENT_NAMES
+
+    pairs = pairs_from_index(prompts, near_miss_every=0, target_sentences=1, absent_names=["Ethereum", "Northwind"],
+                             absent_name_every=2)
+    absent = [e for e in pairs if e.source == "index-absent-name"]
+    assert absent and all(e.messages[-1]["content"] == DECLINE for e in absent)
+    assert all("Ethereum" in e.questions[0] for e in absent)  # never a name the index uses ("Northwind")
+    assert all(prompts.ranker.foreign_terms(e.questions[0]) for e in absent)
+    assert all(e.messages[-2]["content"].startswith("Evidence:") for e in absent)  # its own article was found
+    for example in (e for e in pairs if e.source == "index"):
+        reply = example.messages[-1]["content"]
+        assert reply[:1].isdigit() or len(reply.split(". ")) <= 2  # one sentence (a procedure keeps its steps)
+    assert "Bitcoin" not in ABSENT_NAMES and "Google Home" not in ABSENT_NAMES  # what the end-to-end tests ask
+
+
 def test_rebuilt_transcripts_keep_only_checked_sentences(prompts):
     from training.records import Transcript
 
