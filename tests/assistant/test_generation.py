@@ -82,3 +82,42 @@ def test_the_system_prefix_is_cached_once_and_changes_no_token(tiny_model_dir: P
     # a prompt without that system message gets no cache, and the same tokens too
     other = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]
     assert "".join(cached.stream(other)) == "".join(plain.stream(other))
+
+
+def test_a_peft_lora_becomes_a_gguf_lora_llama_cpp_can_apply(tiny_model_dir: Path, tmp_path: Path):
+    """The conversion behind ASSISTANT_GENERATOR=llama_cpp (its run on the real model is in
+    test_llama_cpp_generation.py): llama.cpp names, the alpha, A as is, and B's rows in GGUF's q/k order."""
+    import gguf
+    import numpy as np
+    from peft import LoraConfig, get_peft_model
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForCausalLM
+
+    from assistant.llama_cpp_generation import _permute_rows, gguf_lora
+
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "k_proj", "down_proj"],
+                                           init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "tiny-lora")
+    target = gguf_lora(tmp_path / "tiny-lora", tiny_model_dir, tmp_path / "gguf")
+    assert gguf_lora(tmp_path / "tiny-lora", tiny_model_dir, tmp_path / "gguf") == target  # converted once
+    reader = gguf.GGUFReader(str(target))
+    fields = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
+    assert fields["general.architecture"] == "llama" and fields["adapter.lora.alpha"] == 4.0
+    written = {t.name: np.array(t.data).reshape([int(d) for d in reversed(t.shape)]) for t in reader.tensors}
+    assert set(written) == {f"blk.{i}.{name}.weight.lora_{side}" for i in range(2)
+                            for name in ("attn_q", "attn_k", "ffn_down") for side in "ab"}
+    source = load_file(str(tmp_path / "tiny-lora" / "adapter_model.safetensors"))
+    config = peft_model.config
+    a = source["base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight"]
+    b = source["base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight"]
+    assert np.array_equal(written["blk.1.attn_q.weight.lora_a"], a)
+    assert np.array_equal(written["blk.1.attn_q.weight.lora_b"], _permute_rows(b, config.num_attention_heads))
+    k = source["base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight"]
+    assert np.array_equal(written["blk.0.attn_k.weight.lora_b"], _permute_rows(k, config.num_key_value_heads))
+    down = source["base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"]
+    assert np.array_equal(written["blk.0.ffn_down.weight.lora_b"], down)
+    # the permutation only reorders rows, within each head
+    rows = np.arange(b.shape[0])[:, None].astype(np.float32)
+    assert sorted(_permute_rows(rows, config.num_attention_heads)[:, 0].tolist()) == rows[:, 0].tolist()
