@@ -51,10 +51,12 @@ def main() -> None:
         stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
         outside, baseline = [], []
         for _ in range(args.rounds):
-            for item in items:
+            for item in items:  # each question embedded afresh: the query cache would make repeats free
+                retriever.query_vectors.clear()
                 began = time.perf_counter()
                 retriever.search(item.question, k=settings.retrieval_k)
                 baseline.append(time.perf_counter() - began)
+                retriever.query_vectors.clear()
                 final = TurnView.collect(manager.respond(None, item.question, channel="eval")).final
                 timings = final.timings
                 for stage in STAGES:

@@ -7,7 +7,9 @@ import hashlib
 import importlib.util
 import logging
 import re
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,6 +20,7 @@ from knowledge.documents import KnowledgeError
 log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+Encode = Callable[[Sequence[str]], np.ndarray]
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -101,3 +104,32 @@ def load_embedder(name_or_path: str = DEFAULT_EMBEDDER) -> Embedder:
             f"embedder {name_or_path!r} is neither {DEFAULT_EMBEDDER!r}, 'hash' nor a local model folder"
         )
     return SentenceTransformerEmbedder(path)
+
+
+class CachedEncoder:
+    """An encode function with its vectors cached by text, least recently used first out (units of an index
+    are embedded once; a turn's question once for retrieval and evidence)."""
+
+    def __init__(self, encode: Encode, capacity: int = 50_000) -> None:
+        self.encode, self.capacity = encode, capacity
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # turns run in parallel threads
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for text in found:
+                self._cache.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:  # encoded outside the lock: other turns are not held up
+            fresh = dict(zip(missing, self.encode(missing), strict=True))
+            found.update(fresh)
+            with self._lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)

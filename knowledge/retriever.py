@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from knowledge.documents import Hit
-from knowledge.embedder import Embedder
+from knowledge.embedder import CachedEncoder, Embedder
 from knowledge.entities import EntityTitles
 from knowledge.index import KnowledgeIndex
 from knowledge.ranking import DEFAULT_WEIGHTS, RankingWeights, Signals, candidate_features
@@ -61,6 +61,8 @@ class Retriever:
         index.check_embedder(embedder)
         self.index = index
         self.embedder = embedder
+        self.query_vectors = CachedEncoder(embedder.encode, capacity=1_024)
+        """Question embeddings, cached: the evidence ranker embeds the turn's question again."""
         self.config = config or RetrieverConfig()
         self.entities = EntityTitles(index.chunks)
 
@@ -98,7 +100,7 @@ class Retriever:
         """Candidate chunks of every ranking for one question, with their features."""
         cfg, index = self.config, self.index
         query = self.conversational_query(text, history)
-        vectors = self.embedder.encode([query] if query == text else [query, text])
+        vectors = self.query_vectors([query] if query == text else [query, text])
         allowed = None
         if filters:
             allowed = np.array([all(c.metadata.get(key) == value for key, value in filters.items())

@@ -17,7 +17,6 @@ embeddings are cached, so ranking costs one query embedding per turn.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ import numpy as np
 from assistant.dialogue.text import content_words, fact_tokens, split_sentences
 from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
+from knowledge.embedder import CachedEncoder
 
 Embed = Callable[[list[str]], np.ndarray]
 """Texts to L2-normalised vectors (the retriever's embedder)."""
@@ -241,32 +241,15 @@ def _bounded(text: str) -> list[str]:
     return [*pieces, current] if current else pieces
 
 
-class UnitVectors:
-    """Embeddings of units, cached by text (an index's units are embedded once)."""
-
-    def __init__(self, embed: Embed, capacity: int = 50_000) -> None:
-        self.embed, self.capacity = embed, capacity
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            for text, vector in zip(missing, self.embed(missing), strict=True):
-                self._cache[text] = vector
-            while len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        for text in texts:
-            self._cache.move_to_end(text)
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
-
-
 class EvidenceRanker:
     """Ranks the units of the retrieved documents against a question and keeps those that answer it."""
 
-    def __init__(self, chunks: Sequence[Chunk], embed: Embed, config: EvidenceConfig | None = None) -> None:
+    def __init__(self, chunks: Sequence[Chunk], embed: Embed, config: EvidenceConfig | None = None,
+                 query_embed: Embed | None = None) -> None:
         self.config = config or EvidenceConfig()
-        self.embed = embed
-        self.vectors = UnitVectors(embed)
+        self.embed = query_embed or embed
+        """Embeds questions: the retriever's cached encoder, so a turn's question is embedded once."""
+        self.vectors = CachedEncoder(embed)
         self._chunks: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             self._chunks.setdefault(chunk.doc_id, []).append(chunk)

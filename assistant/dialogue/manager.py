@@ -322,7 +322,7 @@ __all__ = ["HELD", "DialogueManager", "StreamReport"]
 def evidence_ranker(settings: Settings, retriever: Retriever) -> EvidenceRanker:
     """The evidence ranker of a turn as the settings configure it (training builds its prompts with it too)."""
     cfg = EvidenceConfig(min_score=settings.min_evidence_score, margin=settings.evidence_margin)
-    ranker = EvidenceRanker(retriever.index.chunks, retriever.embedder.encode, cfg)
+    ranker = EvidenceRanker(retriever.index.chunks, retriever.embedder.encode, cfg, query_embed=retriever.query_vectors)
     if len(retriever.index.chunks) <= 5_000:
         ranker.warm()
     return ranker

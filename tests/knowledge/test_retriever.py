@@ -72,3 +72,35 @@ def test_selective_filter_still_finds_its_documents():
     docs.append(Document("fr", "Remboursements", "Les remboursements prennent 5 jours.", metadata={"lang": "fr"}))
     hits = _retriever(docs).search("refunds take days", k=3, filters={"lang": "fr"})
     assert [h.doc_id for h in hits] == ["fr"]
+
+
+def test_a_turns_question_is_embedded_once_for_retrieval_and_evidence(settings):
+    """The retriever's query encoder is cached and shared with the evidence ranker."""
+    import threading
+
+    import numpy as np
+
+    from assistant.bootstrap import open_retriever
+    from assistant.dialogue.manager import evidence_ranker
+
+    retriever = open_retriever(settings)
+    ranker = evidence_ranker(settings, retriever)
+    encoded: list[str] = []
+    encode = retriever.query_vectors.encode
+    retriever.query_vectors.encode = lambda texts: encoded.extend(texts) or encode(texts)
+    question = "How long is the password reset link valid?"
+    hits = retriever.search(question)
+    assert ranker.select(question, hits) and encoded == [question]
+    retriever.query_vectors.clear()
+    ranker.select(question, hits)
+    assert encoded == [question, question]  # cleared: embedded again
+    # many threads at once get the same vectors as one alone
+    alone = retriever.query_vectors([f"question {i}" for i in range(50)])
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda: results.append(retriever.query_vectors(
+        [f"question {i}" for i in range(50)]))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and all(np.array_equal(r, alone) for r in results)
