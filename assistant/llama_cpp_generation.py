@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError
-from assistant.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,6 @@ def gguf_lora(adapter_dir: Path, base_dir: Path, cache_dir: Path) -> Path:
         cache_dir.mkdir(parents=True, exist_ok=True)
         base_config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
         lora_to_gguf(adapter_dir, base_config, target)
-        write_atomic(target.with_suffix(".json"), json.dumps({"adapter": str(adapter_dir), "sha256_16": digest}))
         log.info("converted adapter %s to %s", adapter_dir, target)
     return target
 
@@ -140,8 +138,6 @@ class LlamaCppGenerator:
         self.temperature, self.repetition_penalty = temperature, repetition_penalty
         self.end_ids = {self.tokenizer.eos_token_id}
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._contexts = 0
-        self._lock = threading.Lock()
         self._idle.put(self._new_context())  # load now: a bad file fails at start, not on the first customer
         log.info("loaded %s on llama.cpp (adapter %s, %d thread(s) per context)", self.gguf_path.name, adapter_id,
                  threads)
@@ -154,8 +150,6 @@ class LlamaCppGenerator:
                     n_ctx=self.context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
                     last_n_tokens_size=self.context_tokens, verbose=False)
         self.end_ids.add(llm.token_eos())
-        with self._lock:
-            self._contexts += 1
         return llm
 
     def _context(self) -> Any:

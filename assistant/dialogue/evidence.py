@@ -17,17 +17,15 @@ embeddings are cached, so ranking costs one query embedding per turn.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from assistant.dialogue.text import content_words, fact_tokens, split_sentences
 from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
-from knowledge.embedder import CachedEncoder
+from knowledge.embedder import CachedEncoder, Encode
 
-Embed = Callable[[list[str]], np.ndarray]
+Embed = Encode
 """Texts to L2-normalised vectors (the retriever's embedder)."""
 
 _LIST_ITEM = re.compile(r"^\s*(?:(?P<bullet>[-*+])|(?P<number>\d{1,3})[.)])\s+(?P<text>.+)$")
