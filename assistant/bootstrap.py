@@ -78,7 +78,7 @@ def open_llama_cpp(settings: Settings, adapter: str | None = None) -> Generator:
     """The base model's GGUF on llama.cpp, with the adapter converted to a GGUF LoRA."""
     from assistant.generation import cpu_threads
     from assistant.generation_worker import cpu_slots
-    from assistant.llama_cpp_generation import LlamaCppGenerator, gguf_lora
+    from assistant.llama_cpp_generation import LlamaCppGenerator, gguf_lora, requantized
     from assistant.models import DEFAULT_MODEL, default_gguf_path, resolve_adapter_dir, resolve_model_dir
 
     base_dir = resolve_model_dir(settings)  # its tokenizer renders the prompts, as on the transformers path
@@ -86,6 +86,8 @@ def open_llama_cpp(settings: Settings, adapter: str | None = None) -> Generator:
     if gguf_path is None:
         raise ConfigError(f"ASSISTANT_GENERATOR=llama_cpp runs a GGUF file: set ASSISTANT_GGUF to the GGUF of "
                           f"{settings.model}")
+    if settings.gguf_type != "as_is" and Path(gguf_path).is_file():  # a missing file is named by the generator
+        gguf_path = requantized(gguf_path, settings.gguf_type, settings.data_dir / "gguf")
     adapter_dir = resolve_adapter_dir(settings, adapter)
     lora = gguf_lora(adapter_dir, base_dir, settings.data_dir / "gguf") if adapter_dir else None
     config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     fast path, `llamacpp` extra); `remote`: an OpenAI-compatible server (e.g. vLLM)."""
     gguf: Path | None = None
     """GGUF file of the base model for `generator = llama_cpp` (default: the embedded model's own)."""
+    gguf_type: Literal["q8_0", "as_is"] = "q8_0"
+    """Weights llama.cpp runs: `q8_0` requantises the GGUF once into the data dir (llama.cpp's fast matrix
+    kernels cover Q8_0, so prompts are read faster than on Q4_1), `as_is` runs the file unchanged."""
     remote_url: str | None = None
     """Base URL of the remote generation server, e.g. `http://gpu-box:8000/v1` (with `generator = remote`)."""
     remote_model: str | None = None
@@ -120,6 +123,9 @@ class Settings(BaseSettings):
     """A classifier label acts (escalate, or abstain on `oos`) only at this probability or above."""
     history_messages: int = Field(default=4, ge=0)
     """Earlier messages (customer and assistant) kept word for word in the prompt; older ones are summarised."""
+    abstain_on_unknown_names: bool = True
+    """Abstain when the question names something ("Bitcoin", "Google Home") that no article ever mentions
+    (chosen on the demo dev set: it catches 3 of its 13 near misses and no answerable question)."""
     min_evidence_score: float = Field(default=0.53, ge=-1.0, le=2.0)
     """Best evidence score (question-to-sentence cosine plus rank bonus) under which the turn abstains (dev-tuned)."""
     evidence_margin: float = Field(default=0.12, ge=0.0, le=1.0)

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,78 @@ def gguf_lora(adapter_dir: Path, base_dir: Path, cache_dir: Path) -> Path:
     return target
 
 
+def _llama_cpp() -> Any:
+    """The llama_cpp module, or a clear error naming what to install."""
+    try:
+        import llama_cpp
+    except ImportError as err:
+        raise ConfigError(f"ASSISTANT_GENERATOR=llama_cpp needs llama-cpp-python: {INSTALL_HINT}") from err
+    return llama_cpp
+
+
+_LOADING = threading.Lock()
+
+
+def load_llama(model_path: Path, **options: Any) -> Any:
+    """A `llama_cpp.Llama` with llama.cpp's extra weight buffers off (`use_extra_bufts`, which `Llama` does not
+    expose): on a CPU with AMX, llama-cpp-python 0.3.36 puts Q4_1/Q8_0 weights in its AMX buffer, and the AMX
+    matrix multiplication crashed the process (SIGSEGV in `ggml_backend_amx_mul_mat`) on the development
+    machine; the plain CPU kernels (AVX-512 VNNI there) run the same weights."""
+    _llama_cpp()
+    from llama_cpp import Llama
+
+    with _without_extra_buffers():
+        return Llama(model_path=str(model_path), **options)
+
+
+@contextmanager
+def _without_extra_buffers() -> Iterator[None]:
+    import llama_cpp.llama_cpp as native
+
+    with _LOADING:  # the defaults are swapped for the load: one load at a time
+        defaults = native.llama_model_default_params
+
+        def params() -> Any:
+            value = defaults()
+            value.use_extra_bufts = False
+            return value
+
+        native.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            native.llama_model_default_params = defaults
+
+
+QUANT_TYPES = {"q8_0": 7}
+"""llama.cpp's file types (`LLAMA_FTYPE_MOSTLY_*`) a GGUF can be requantised to."""
+
+
+def requantized(source: Path, kind: str, cache_dir: Path) -> Path:
+    """`source` requantised to `kind` by llama.cpp, once per source content, kept in `cache_dir`.
+
+    The embedded GGUF is Q4_1; Q8_0 holds those same weights to within half a Q8_0 step (a 16-level block is
+    re-read by a 255-level one) and is the type llama.cpp's fast prompt kernels (llamafile's sgemm) cover."""
+    llama_cpp = _llama_cpp()
+    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()[:16]
+    target = cache_dir / f"{Path(source).stem}-{kind}-{digest}.gguf"
+    if target.is_file():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = QUANT_TYPES[kind]
+    params.allow_requantize = True
+    log.info("requantising %s to %s in %s (once)", Path(source).name, kind, cache_dir)
+    failed = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
+    if failed or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        raise ConfigError(f"llama.cpp could not requantise {source} to {kind} (code {failed}): set "
+                          "ASSISTANT_GGUF_TYPE=as_is to run the file unchanged")
+    partial.replace(target)
+    return target
+
+
 class LlamaCppGenerator:
     """A GGUF model (+ optional GGUF LoRA) on llama.cpp, streamed token by token; greedy unless a temperature is set."""
 
@@ -121,10 +194,7 @@ class LlamaCppGenerator:
         temperature: float = 0.0,
         repetition_penalty: float = 1.0,
     ) -> None:
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError as err:
-            raise ConfigError(f"ASSISTANT_GENERATOR=llama_cpp needs llama-cpp-python: {INSTALL_HINT}") from err
+        _llama_cpp()
         from transformers import AutoTokenizer
 
         if not Path(gguf_path).is_file():
@@ -143,12 +213,10 @@ class LlamaCppGenerator:
                  threads)
 
     def _new_context(self) -> Any:
-        from llama_cpp import Llama
-
         # The repetition penalty reads the whole context, as transformers' does (llama.cpp's default is 64 tokens).
-        llm = Llama(model_path=str(self.gguf_path), lora_path=str(self.lora_path) if self.lora_path else None,
-                    n_ctx=self.context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
-                    last_n_tokens_size=self.context_tokens, verbose=False)
+        llm = load_llama(self.gguf_path, lora_path=str(self.lora_path) if self.lora_path else None,
+                         n_ctx=self.context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
+                         last_n_tokens_size=self.context_tokens, verbose=False)
         self.end_ids.add(llm.token_eos())
         return llm
 

@@ -65,10 +65,10 @@ def dev_perplexity(settings, adapter: str, backend: str, limit: int = 30) -> flo
             with torch.inference_mode():
                 return local.model(input_ids=torch.tensor([ids])).logits[0].float().numpy()
     else:
-        from llama_cpp import Llama
+        from assistant.llama_cpp_generation import load_llama
 
         fast = open_generator(settings.model_copy(update={"generator": "llama_cpp"}), adapter)
-        llm = Llama(model_path=str(fast.gguf_path), lora_path=str(fast.lora_path) if fast.lora_path else None,
+        llm = load_llama(fast.gguf_path, lora_path=str(fast.lora_path) if fast.lora_path else None,
                     n_ctx=4096, n_threads=settings.threads, n_threads_batch=settings.threads, logits_all=True,
                     verbose=False)
 
@@ -134,13 +134,14 @@ def time_generate(model, tokenizer, prompts, new_tokens: int) -> dict[str, float
 
 def time_llama_cpp(prompts, new_tokens: int, threads: int) -> dict[str, float] | None:
     try:
-        from llama_cpp import Llama
+        import llama_cpp  # noqa: F401
     except ImportError:
         log.warning("llama-cpp-python not installed (make bench-setup): llama.cpp baseline skipped")
         return None
+    from assistant.llama_cpp_generation import load_llama
     from assistant.models import default_gguf_path
 
-    llm = Llama(model_path=str(default_gguf_path()), n_threads=threads, n_threads_batch=threads, n_ctx=4096,
+    llm = load_llama(default_gguf_path(), n_threads=threads, n_threads_batch=threads, n_ctx=4096,
                 verbose=False)
     firsts, rates = [], []
     for messages in prompts:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assistant.dialogue.text import content_words, fact_tokens, split_sentences
+from assistant.dialogue.text import STOP_WORDS, content_words, fact_tokens, names, split_sentences
 from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
 from knowledge.embedder import CachedEncoder, Encode
@@ -259,6 +259,21 @@ class EvidenceRanker:
     def foreign_terms(self, question: str) -> set[str]:
         """Words of the question that the knowledge base never uses ("bitcoin", "alexa")."""
         return {w for w in content_words(question) if w not in self.vocabulary and not w.isdigit()}
+
+    def unknown_names(self, question: str) -> list[str]:
+        """Names in the question ("Bitcoin", "Google Home") with a word the knowledge base never uses, as written.
+
+        When the message asks something ("My IBAN is [IBAN]. How do I reset my password?"), only the
+        sentences that ask are read: what the customer tells around the question is context, not its topic."""
+        sentences = split_sentences(question)
+        asked = " ".join(s for s in sentences if s.endswith("?")) or question
+        unknown = []
+        for name in sorted(names(asked)):
+            words = re.split(r"[ -]", name)
+            if any(w not in self.vocabulary and w not in STOP_WORDS and not w.isdigit() for w in words):
+                written = re.search(r"[ -]".join(map(re.escape, words)), question, re.IGNORECASE)
+                unknown.append(written.group() if written else name)
+        return unknown
 
     def units(self, doc_id: str) -> list[Unit]:
         """Every unit of a document, in article order (computed once)."""

@@ -57,7 +57,8 @@ class DialogueManager:
         s = self.settings
         return TurnLimits(max_messages_per_minute=s.max_messages_per_minute, abstain_below=s.abstain_below,
                           min_evidence=s.min_evidence_score, always_human_topics=s.always_human_topics,
-                          escalate_intents=s.escalate_intents, min_intent_probability=s.min_intent_probability)
+                          escalate_intents=s.escalate_intents, min_intent_probability=s.min_intent_probability,
+                          abstain_on_unknown_names=s.abstain_on_unknown_names)
 
     def state(self, conversation_id: str, text: str, messages: Sequence[Message]) -> TurnState:
         """The facts the policies look at, read once from the store."""
@@ -94,7 +95,8 @@ class DialogueManager:
         with turn.timed("evidence_s"):
             evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
         score = (evidence.best_score if evidence else float("-inf")) if hits else None  # no units: no evidence
-        state = dataclasses.replace(state, hits=hits, evidence_score=score)
+        state = dataclasses.replace(state, hits=hits, evidence_score=score,
+                                    unknown_names=self.evidence.unknown_names(question.content))  # PII is no name
         decision = policies.decide(state, policies.AFTER_RETRIEVAL)
         markers = injection_markers(text)
         if markers:
@@ -116,7 +118,8 @@ class DialogueManager:
         elif decision.action == Action.CLARIFY:
             yield from self._finish(turn, replies.abuse_reply(self.settings.company_name), decision)
         else:
-            yield from self._finish(turn, replies.abstain_reply(self.settings.company_name), decision)
+            about = state.unknown_names if decision.code == "unknown_name" else ()
+            yield from self._finish(turn, replies.abstain_reply(self.settings.company_name, about), decision)
 
     def _answer(self, turn: _Turn, decision: Decision, text: str, state: TurnState) -> Iterator[Event]:
         """Generate from the evidence and stream only the sentences that pass the check."""

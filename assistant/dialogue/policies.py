@@ -117,6 +117,8 @@ class TurnState:
     """None until retrieval has run."""
     evidence_score: float | None = None
     """Score of the best evidence unit; None until evidence was ranked."""
+    unknown_names: Sequence[str] = ()
+    """Names in the message ("Bitcoin", "Google Home") that the knowledge base never uses."""
     intent: tuple[str, float] | None = None
     """(label, probability) from a configured classifier, when there is one."""
     limits: TurnLimits = field(default_factory=lambda: TurnLimits())
@@ -133,6 +135,7 @@ class TurnLimits:
     escalate_intents: Sequence[str] = ()
     """Classifier labels that always go to a human."""
     min_intent_probability: float = 0.5
+    abstain_on_unknown_names: bool = True
 
 
 Policy = Callable[[TurnState], Decision | None]
@@ -189,6 +192,13 @@ def classified(state: TurnState) -> Decision | None:
     return None
 
 
+def _abstain(state: TurnState, code: str, detail: str) -> Decision:
+    """Abstain, or hand over when the previous reply was an abstention too."""
+    if state.previous_decisions[-1:] == [ABSTAIN]:
+        return Decision(Action.ESCALATE, "repeated_abstention", "two abstentions in a row")
+    return Decision(Action.ABSTAIN, code, detail)
+
+
 def low_confidence(state: TurnState) -> Decision | None:
     """Retrieval found nothing confident: abstain, or escalate after a second abstention in a row."""
     if state.hits is None:
@@ -196,27 +206,32 @@ def low_confidence(state: TurnState) -> Decision | None:
     best = max((hit.confidence for hit in state.hits), default=0.0)
     if best >= state.limits.abstain_below:
         return None
-    if state.previous_decisions[-1:] == [ABSTAIN]:
-        return Decision(Action.ESCALATE, "repeated_abstention", "two abstentions in a row")
     if not state.hits:
-        return Decision(Action.ABSTAIN, "no_passage", "no passage retrieved")
-    return Decision(Action.ABSTAIN, "low_confidence",
+        return _abstain(state, "no_passage", "no passage retrieved")
+    return _abstain(state, "low_confidence",
                     f"best retrieval confidence {best:.2f} below {state.limits.abstain_below:.2f}")
+
+
+def unknown_name(state: TurnState) -> Decision | None:
+    """The question names something the knowledge base never mentions ("pay in Bitcoin?"): whatever the
+    articles say about paying, they cannot say it about that (on the demo dev set every such question is a
+    near miss, and no answerable one names an unknown thing)."""
+    if not state.unknown_names or not state.limits.abstain_on_unknown_names:
+        return None
+    return _abstain(state, "unknown_name", f"the knowledge base never mentions {', '.join(state.unknown_names)}")
 
 
 def no_evidence(state: TurnState) -> Decision | None:
     """Nothing in the retrieved articles answers the question closely enough."""
     if state.evidence_score is None or state.evidence_score >= state.limits.min_evidence:
         return None
-    if state.previous_decisions[-1:] == [ABSTAIN]:
-        return Decision(Action.ESCALATE, "repeated_abstention", "two abstentions in a row")
-    return Decision(Action.ABSTAIN, "no_evidence",
+    return _abstain(state, "no_evidence",
                     f"best evidence score {state.evidence_score:.2f} below {state.limits.min_evidence:.2f}")
 
 
 BEFORE_RETRIEVAL: tuple[Policy, ...] = (held, rate_limit, abuse, human_request, human_topic, frustrated, classified)
 """Policies that need only the message and the conversation, in priority order."""
-AFTER_RETRIEVAL: tuple[Policy, ...] = (low_confidence, no_evidence)
+AFTER_RETRIEVAL: tuple[Policy, ...] = (low_confidence, unknown_name, no_evidence)
 """Policies that read the hits and the evidence."""
 
 

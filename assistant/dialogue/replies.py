@@ -10,10 +10,11 @@ from assistant.dialogue.text import CITATION_MARKER
 from knowledge import Hit
 
 
-def abstain_reply(company: str) -> str:
-    """The honest 'not in the help center' reply, with the offer of a human."""
+def abstain_reply(company: str, about: Sequence[str] = ()) -> str:
+    """The honest 'not in the help center' reply, naming what it found nothing `about`, with the offer of a human."""
+    what = f"anything about {' or '.join(about)}" if about else "that"
     return (
-        f"I'm sorry, I couldn't find that in the {company} help center, so I won't guess. "
+        f"I'm sorry, I couldn't find {what} in the {company} help center, so I won't guess. "
         "Would you like me to connect you with a human agent? Press \"Talk to a human\" or type \"agent\"."
     )
 

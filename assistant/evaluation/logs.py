@@ -22,8 +22,8 @@ from assistant.periods import Period
 from assistant.store import Message, Store
 
 ESCALATE = "escalate"
-DECLINED_REASONS = frozenset({"no_passage", "low_confidence", "no_evidence", "unsupported", "out_of_scope",
-                              "repeated_abstention"})
+DECLINED_REASONS = frozenset({"no_passage", "low_confidence", "unknown_name", "no_evidence", "unsupported",
+                              "out_of_scope", "repeated_abstention"})
 """Reason codes of replies that declined a question for want of knowledge (not abuse, rate limits or a
 request for a person): the questions behind them are knowledge gaps."""
 

@@ -129,3 +129,15 @@ def test_a_sentence_repeated_by_the_model_is_shown_once(make_manager):
     final = events[-1]
     assert "".join(e.text for e in events if isinstance(e, Token)) == final.text
     assert final.text.count("valid for 60 minutes") == 1 and "draft stopped (loop)" in final.reason_detail
+
+
+def test_a_question_naming_what_no_article_mentions_is_declined_before_the_model_writes(make_manager):
+    manager = make_manager(reply="Visa accepts orders with Visa.")
+    final = run(manager, "Can I pay for a store order in Bitcoin?")[-1]
+    assert final.decision == "abstain" and final.reason == "unknown_name"
+    assert "anything about Bitcoin" in final.text and "human agent" in final.text
+    assert manager.generator.calls == []
+    answered = run(manager, "Which payment methods do you accept?")[-1]  # the same topic without the name
+    assert answered.decision == "answer"
+    told = run(manager, "My IBAN is GB82 WEST 1234 5698 7654 32. Which payment methods do you accept?", "c2")[-1]
+    assert told.reason != "unknown_name", told  # a name in what the customer tells, not in what they ask

@@ -176,3 +176,14 @@ def test_always_human_topics_must_be_valid_expressions(monkeypatch):
     monkeypatch.setenv("ASSISTANT_ALWAYS_HUMAN_TOPICS", "(unclosed")
     with pytest.raises(ConfigError, match="not a valid regular expression"):
         load_settings()
+
+
+def test_a_name_the_knowledge_base_never_mentions_abstains_and_a_second_time_escalates():
+    unknown = decide(facts("Can I pay in Bitcoin?", evidence_score=0.9, unknown_names=["Bitcoin"]))
+    assert unknown.action == ABSTAIN and unknown.code == "unknown_name" and "Bitcoin" in unknown.detail
+    again = decide(facts("Or Ethereum?", evidence_score=0.9, unknown_names=["Ethereum"], previous=[ABSTAIN]))
+    assert again.action == ESCALATE and again.code == "repeated_abstention"
+    assert decide(facts("Can I pay by card?", evidence_score=0.9)).action == ANSWER
+    off = TurnLimits(abstain_below=0.5, min_evidence=0.5, abstain_on_unknown_names=False)
+    assert decide(TurnState("Bitcoin?", hits=[_hit(0.9)], evidence_score=0.9, unknown_names=["Bitcoin"],
+                            limits=off)).action == ANSWER

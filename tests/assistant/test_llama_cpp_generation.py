@@ -109,3 +109,19 @@ def test_a_lora_that_llama_cpp_cannot_run_is_refused_with_the_reason(tmp_path: P
         from assistant.bootstrap import open_generator
 
         open_generator(real_settings.model_copy(update={"gguf": tmp_path / "missing.gguf"}), "base")
+
+
+def test_the_gguf_is_requantised_to_q8_0_once_and_as_is_runs_the_embedded_file(backends, real_settings):
+    from assistant.bootstrap import open_generator
+    from assistant.models import default_gguf_path
+
+    fast, _ = backends
+    served = fast["base"].gguf_path
+    assert served.parent == real_settings.data_dir / "gguf" and "q8_0" in served.name
+    made = served.stat().st_mtime_ns
+    again = open_generator(real_settings, "base")
+    assert again.gguf_path == served and served.stat().st_mtime_ns == made  # converted once, then reused
+    assert not list(served.parent.glob("*.part"))
+    as_is = open_generator(real_settings.model_copy(update={"gguf_type": "as_is"}), "base")
+    assert as_is.gguf_path == default_gguf_path()
+    assert agreement(greedy(as_is, PROMPTS[0]), greedy(again, PROMPTS[0])) >= 8
