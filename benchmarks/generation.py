@@ -186,7 +186,11 @@ def main() -> None:
     transformers_path = time_ours(generator, prompts, args.new_tokens) if fast else ours
     baseline = time_generate(generator.model, generator.tokenizer, prompts, args.new_tokens)
     llama = time_llama_cpp(prompts, args.new_tokens, threads)
-    adapter = None
+    adapter = as_is = None
+    if fast:  # the same path on the embedded Q4_1 file as it is (ours runs it requantised to Q8_0)
+        unchanged = open_fast(settings.model_copy(update={"gguf_type": "as_is"}))
+        time_ours(unchanged, prompts[:1], 4)
+        as_is = time_ours(unchanged, prompts, args.new_tokens)
     if fast:  # the same path with the shipped adapter applied by llama.cpp as a LoRA
         with_adapter = open_fast(settings, "shipped")
         time_ours(with_adapter, prompts[:1], 4)
@@ -202,7 +206,8 @@ def main() -> None:
     cpu = {
         "threads": threads, "dev_perplexity": quality, "prompt_tokens": prompt_tokens, "prefix_tokens": prefix_tokens,
         "new_tokens": args.new_tokens, "ours_backend": "llama_cpp" if fast else "transformers",
-        "ours": ours, "ours_with_shipped_adapter": adapter, "ours_transformers": transformers_path,
+        "gguf_type": settings.gguf_type if fast else None, "ours": ours, "ours_gguf_as_is": as_is,
+        "ours_with_shipped_adapter": adapter, "ours_transformers": transformers_path,
         "baseline_generate": baseline, "baseline_llama_cpp": llama,
         "tokens_per_s_ratio": ours["tokens_per_s"] / baseline["tokens_per_s"],
         "first_token_s_ratio": baseline["first_token_s"] / ours["first_token_s"],
@@ -211,7 +216,8 @@ def main() -> None:
     }
     result = {"baseline": "baseline_generate", "cpu": cpu,
               "gpu": None if not torch.cuda.is_available() else "not measured by this version"}
-    for name in ("ours", "ours_with_shipped_adapter", "ours_transformers", "baseline_generate", "baseline_llama_cpp"):
+    for name in ("ours", "ours_gguf_as_is", "ours_with_shipped_adapter", "ours_transformers", "baseline_generate",
+                 "baseline_llama_cpp"):
         if cpu[name]:
             figures = cpu[name]
             print(f"{name:>20}: {figures['tokens_per_s']:7.1f} tokens/s, first token {figures['first_token_s']:.3f} s",
