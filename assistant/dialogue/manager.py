@@ -94,6 +94,14 @@ class DialogueManager:
             return
         with turn.timed("evidence_s"):
             evidence = self.evidence.select(text, hits, state.history) if hits else EvidenceSet()
+        if not evidence and state.history:  # a change of topic: the message alone may find what the conversation hid
+            with turn.timed("retrieval_s"):
+                alone = self.retriever.search(text, k=self.settings.retrieval_k)
+            with turn.timed("evidence_s"):
+                fresh = self.evidence.select(text, alone) if alone else EvidenceSet()
+            if fresh:
+                hits, evidence = alone, fresh
+                turn.hits = hits
         score = (evidence.best_score if evidence else float("-inf")) if hits else None  # no units: no evidence
         state = dataclasses.replace(state, hits=hits, evidence_score=score,
                                     unknown_names=self.evidence.unknown_names(question.content))  # PII is no name

@@ -141,3 +141,28 @@ def test_a_question_naming_what_no_article_mentions_is_declined_before_the_model
     assert answered.decision == "answer"
     told = run(manager, "My IBAN is GB82 WEST 1234 5698 7654 32. Which payment methods do you accept?", "c2")[-1]
     assert told.reason != "unknown_name", told  # a name in what the customer tells, not in what they ask
+
+
+def test_a_change_of_topic_after_a_decline_is_answered_from_the_message_alone(settings):
+    """Seen in the browser: after a password question and a declined Bitcoin question, "What is your return
+    window?" was searched with the earlier questions, found only account articles, and was handed to a human
+    as a second abstention in a row. The message alone finds the article."""
+    from assistant.bootstrap import build_dialogue_manager, open_retriever
+    from assistant.generation import ScriptedGenerator
+
+    class HistoryLed:
+        """The real retriever, except that a search with history finds nothing that answers."""
+
+        def __init__(self, retriever):
+            self.real, self.index, self.embedder = retriever, retriever.index, retriever.embedder
+            self.query_vectors = retriever.query_vectors
+
+        def search(self, text, *, history=(), k=5, filters=None):
+            return [] if history else self.real.search(text, k=k, filters=filters)
+
+    manager = build_dialogue_manager(settings, retriever=HistoryLed(open_retriever(settings)),
+                                     generator=ScriptedGenerator("You have 30 days from the delivery date."))
+    assert run(manager, "Can I pay for a store order in Bitcoin?")[-1].reason == "unknown_name"
+    final = run(manager, "What is your return window?")[-1]
+    assert final.decision == "answer", final.reason_detail
+    assert "returns/return-window" in [c["doc_id"] for c in final.citations]
