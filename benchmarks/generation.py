@@ -69,8 +69,8 @@ def dev_perplexity(settings, adapter: str, backend: str, limit: int = 30) -> flo
 
         fast = open_generator(settings.model_copy(update={"generator": "llama_cpp"}), adapter)
         llm = load_llama(fast.gguf_path, lora_path=str(fast.lora_path) if fast.lora_path else None,
-                    n_ctx=4096, n_threads=settings.threads, n_threads_batch=settings.threads, logits_all=True,
-                    verbose=False)
+                         n_ctx=4096, n_threads=settings.threads, n_threads_batch=settings.threads, logits_all=True,
+                         verbose=False)
 
         def logits_of(ids: list[int]) -> np.ndarray:
             llm.reset()
@@ -142,7 +142,7 @@ def time_llama_cpp(prompts, new_tokens: int, threads: int) -> dict[str, float] |
     from assistant.models import default_gguf_path
 
     llm = load_llama(default_gguf_path(), n_threads=threads, n_threads_batch=threads, n_ctx=4096,
-                verbose=False)
+                     verbose=False)
     firsts, rates = [], []
     for messages in prompts:
         start = time.perf_counter()
