@@ -469,6 +469,10 @@ def train_sft_command(
     rank: Annotated[int, typer.Option(min=1)] = 8,
     alpha: Annotated[int, typer.Option(min=1)] = 16,
     max_tokens: Annotated[int, typer.Option(min=16, help="Longer examples are left out.")] = 1024,
+    layout: Annotated[str, typer.Option(help="Batches of similar-length examples, padded, no mask (grouped); whole "
+                                        "examples packed into rows of --row-tokens (packed); or one a batch (single).")]
+    = "grouped",
+    batch_tokens: Annotated[int, typer.Option(min=16, help="Most tokens of a grouped batch, padding included.")] = 1024,
     row_tokens: Annotated[int, typer.Option(min=16, help="Packed row length (longer rows cost more attention on "
                                             "CPU).")] = 512,
     grad_accum: Annotated[int, typer.Option(min=1)] = 8,
@@ -485,9 +489,11 @@ def train_sft_command(
     from assistant.models import resolve_model_dir
     from training.mixture import Mixture, assemble, write_run_data
     from training.runs import TrainingInterrupted
-    from training.sft import SFTConfig, merge_adapter, train_sft
+    from training.sft import LAYOUTS, SFTConfig, merge_adapter, train_sft
 
     settings = _settings(**({"model": base} if base else {}))
+    if layout not in LAYOUTS:
+        raise typer.BadParameter(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     if not (data or from_index or dstc11):
         raise typer.BadParameter("give training data: --data transcripts.jsonl, --from-index NAME and/or --dstc11 DIR")
     base_dir = resolve_model_dir(settings)
@@ -499,8 +505,8 @@ def train_sft_command(
     train, dev = assemble(mixture, settings)
     files = write_run_data(settings.data_dir / "training" / target.name, train, dev, data or [])
     config = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, rank=rank, alpha=alpha, max_tokens=max_tokens,
-                       row_tokens=row_tokens, grad_accum=grad_accum, eval_every=eval_every, patience=patience,
-                       seed=seed)
+                       layout=layout, batch_tokens=batch_tokens, row_tokens=row_tokens, grad_accum=grad_accum,
+                       eval_every=eval_every, patience=patience, seed=seed)
     resume_command = shlex.join(["assistant", *sys.argv[1:], *([] if resume else ["--resume"])])
     try:
         result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,

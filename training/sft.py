@@ -3,9 +3,11 @@
 The engine is the Trainer, so gradient accumulation, checkpoints, resume, bf16 on a GPU and
 `accelerate launch` / `torchrun` come from it. What this module adds is speed and the artifact:
 - conversations are rendered by `assistant.prompts.render_conversation` (the serving renderer, loss on
-  the replies only) and *packed*: whole examples share a row, each with its own positions, so the
-  model attends within an example only (transformers builds the block-diagonal mask from the
-  positions) and no compute goes to padding;
+  the replies only) and laid out in batches of examples of similar length (`layout="grouped"`, the
+  default): padded at the right with positions that keep counting, a batch needs no attention mask,
+  so attention runs its fast causal kernel, and little compute goes to padding. `layout="packed"`
+  instead packs whole examples into rows, each with its own positions (transformers builds the
+  block-diagonal mask from them): no padding at all, but the masked kernel is slower on a CPU;
 - logits are computed only where a token is learned (a boolean `logits_to_keep`): the 49k-word
   output layer is skipped for the prompt, most of every row;
 - the adapter is written atomically to `adapters/<name>/` with `card.json`; an interrupted run
@@ -41,6 +43,7 @@ from training.runs import (
 
 log = logging.getLogger(__name__)
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LAYOUTS = ("grouped", "packed", "single")
 
 
 @dataclass
@@ -56,6 +59,11 @@ class SFTConfig:
     target_modules: tuple[str, ...] = ALL_LINEAR
     max_tokens: int = 1024
     """Longer examples are left out (and counted)."""
+    layout: str = "grouped"
+    """How examples become batches: `grouped` (similar lengths padded together, no mask), `packed` (whole
+    examples in rows of `row_tokens`, block-diagonal mask) or `single` (one example a batch)."""
+    batch_tokens: int = 1024
+    """Most tokens of a grouped batch, padding included (examples x the longest)."""
     row_tokens: int = 512
     """Length of a packed row. Short rows train fastest on CPU: a row holding several examples needs a
     block-diagonal mask, so attention falls back to its slow masked kernel and grows with the row's square
@@ -69,7 +77,10 @@ class SFTConfig:
     seed: int = 0
     save_dtype: str = "float16"
     """Adapter weights are stored in this dtype (loaded into the model's own)."""
-    packing: bool = True
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout {self.layout!r}: use one of {', '.join(LAYOUTS)}")
 
 
 @dataclass
@@ -112,26 +123,54 @@ def pack(rendered: Sequence[RenderedConversation], row_tokens: int) -> list[dict
 
 def unpacked(rendered: Sequence[RenderedConversation]) -> list[dict[str, list[int]]]:
     """One example per row (what a plain Trainer set-up feeds)."""
-    return [{"input_ids": r.input_ids, "labels": r.labels, "position_ids": list(range(len(r.input_ids)))}
-            for r in rendered]
+    return [_row(r) for r in rendered]
+
+
+def grouped(rendered: Sequence[RenderedConversation], batch_tokens: int) -> list[dict[str, list[dict[str, list[int]]]]]:
+    """Examples of similar length in batches of at most `batch_tokens` once padded to the longest (an example
+    longer than that is a batch alone). Each item is a whole batch: `{"rows": [...]}`, shortest first."""
+    batches: list[list[dict[str, list[int]]]] = []
+    for item in sorted(rendered, key=lambda r: len(r.input_ids)):
+        size = len(item.input_ids)
+        if batches and (len(batches[-1]) + 1) * size <= batch_tokens:
+            batches[-1].append(_row(item))
+        else:
+            batches.append([_row(item)])
+    return [{"rows": rows} for rows in batches]
+
+
+def layout_rows(rendered: Sequence[RenderedConversation], config: SFTConfig) -> list[dict[str, Any]]:
+    """The Trainer's dataset items for `config.layout` (a grouped item is a batch; see `RowCollator`)."""
+    if config.layout == "grouped":
+        return grouped(rendered, config.batch_tokens)
+    return pack(rendered, config.row_tokens) if config.layout == "packed" else unpacked(rendered)
+
+
+def _row(item: RenderedConversation) -> dict[str, list[int]]:
+    return {"input_ids": item.input_ids, "labels": item.labels, "position_ids": list(range(len(item.input_ids)))}
 
 
 class RowCollator:
-    """Pads rows to the longest of the batch; padding is a sequence of its own with no loss and no mask needed."""
+    """Pads rows at the right to the longest of the batch (items of the grouped layout are whole batches).
+
+    Padding positions keep counting from the row's last one, so a row of one example still reads as one
+    sequence and needs no mask (causal attention never lets a real token see the padding after it); a packed
+    row's block-diagonal mask comes from its restarting positions. Padding has no loss."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
+        rows = [row for item in items for row in item.get("rows", [item])]
         width = max(len(r["input_ids"]) for r in rows)
         batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
         for row in rows:
-            gap = width - len(row["input_ids"])
+            gap, last = width - len(row["input_ids"]), row["position_ids"][-1]
             batch["input_ids"].append(row["input_ids"] + [self.pad_id] * gap)
             batch["labels"].append(row["labels"] + [IGNORE_INDEX] * gap)
-            batch["position_ids"].append(row["position_ids"] + list(range(gap)))
+            batch["position_ids"].append(row["position_ids"] + list(range(last + 1, last + 1 + gap)))
         return {key: torch.tensor(value) for key, value in batch.items()}
 
 
@@ -216,12 +255,11 @@ def train_sft(
     if not train_rows_raw:
         raise TrainingDataError(f"every training example is longer than --max-tokens {config.max_tokens} or has no "
                                 "assistant reply to learn")
-    rows = pack if config.packing else (lambda r, _n: unpacked(r))
-    train_rows, dev_rows = rows(train_rows_raw, config.row_tokens), rows(dev_rows_raw, config.row_tokens)
+    train_rows, dev_rows = layout_rows(train_rows_raw, config), layout_rows(dev_rows_raw, config)
     trained_tokens = sum(r.trained_tokens for r in train_rows_raw)
     total_tokens = sum(len(r.input_ids) for r in train_rows_raw)
-    log.info("%d train examples (%d tokens, %d learned) in %d rows; %d dev examples", len(train_rows_raw),
-             total_tokens, trained_tokens, len(train_rows), len(dev_rows_raw))
+    log.info("%d train examples (%d tokens, %d learned) in %d %s batches; %d dev examples", len(train_rows_raw),
+             total_tokens, trained_tokens, len(train_rows), config.layout, len(dev_rows_raw))
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model.config.use_cache = False

@@ -11,7 +11,7 @@ from assistant.prompts import IGNORE_INDEX, render_conversation, render_prompt
 from knowledge.artifacts import folder_checksums, read_card, sha256_file
 from training.data import Example
 from training.runs import TrainingInterrupted
-from training.sft import SFTConfig, pack, render, train_sft
+from training.sft import SFTConfig, grouped, pack, render, train_sft
 
 SYSTEM = {"role": "system", "content": "You are Northwind Support."}
 QA = [
@@ -100,6 +100,56 @@ def test_a_packed_row_gives_each_example_the_loss_it_has_alone(tiny_model_dir, t
     assert packed.item() == pytest.approx(alone.item(), rel=1e-4)
 
 
+def varied(n: int) -> list[Example]:
+    """Examples whose questions grow longer, so lengths differ."""
+    return [Example(f"v{i}", f"g{i}", (SYSTEM, {"role": "user", "content": QA[0][0] + " please" * (4 * i)},
+                                       {"role": "assistant", "content": QA[i % 4][1]}), "last", "test", (QA[0][0],))
+            for i in range(n)]
+
+
+def test_grouping_keeps_every_example_whole_within_the_token_budget(tokenizer):
+    rendered = render(varied(12), tokenizer, max_tokens=512)
+    batches = grouped(rendered, batch_tokens=200)
+    rows = [row for batch in batches for row in batch["rows"]]
+    assert sorted(r["input_ids"] for r in rows) == sorted(r.input_ids for r in rendered)
+    assert all(r["position_ids"] == list(range(len(r["input_ids"]))) for r in rows)
+    for batch in batches:
+        widest = max(len(r["input_ids"]) for r in batch["rows"])
+        assert len(batch["rows"]) == 1 or len(batch["rows"]) * widest <= 200
+    assert any(len(b["rows"]) > 1 for b in batches) and len(batches) < len(rendered)
+
+
+def test_a_grouped_batch_needs_no_mask_and_gives_each_example_the_loss_it_has_alone(tiny_model_dir, tokenizer):
+    """Right padding with positions that keep counting: causal attention alone keeps the padding out."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+    from transformers.masking_utils import find_packed_sequence_indices
+
+    from training.sft import RowCollator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    rendered = render(varied(3), tokenizer, max_tokens=512)
+    assert len({len(r.input_ids) for r in rendered}) == 3
+    batches = grouped(rendered, batch_tokens=4096)
+    assert len(batches) == 1
+    batch = RowCollator(tokenizer.pad_token_id)(batches)
+    assert batch["input_ids"].shape[0] == 3
+    assert find_packed_sequence_indices(batch["position_ids"]) is None  # read as plain sequences: no mask built
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        together = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1),
+                                   reduction="sum")
+        alone = sum(F.cross_entropy(model(input_ids=torch.tensor([r.input_ids])).logits[0, :-1],
+                                    torch.tensor(r.labels[1:]), reduction="sum") for r in rendered)
+    assert together.item() == pytest.approx(alone.item(), rel=1e-4)
+
+
+def test_an_unknown_layout_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="grouped, packed, single"):
+        SFTConfig(layout="zigzag")
+
+
 def _train(tmp_path: Path, tiny_model_dir: Path, name: str = "tiny", resume: bool = False, **overrides):
     config = SFTConfig(**{"max_steps": 6, "lr": 5e-3, "eval_every": 3, "grad_accum": 1, "row_tokens": 256,
                           "patience": 0, "rank": 4, "alpha": 8, **overrides})
@@ -111,8 +161,9 @@ def _train(tmp_path: Path, tiny_model_dir: Path, name: str = "tiny", resume: boo
                      config=config, data_files=files, resume=resume)
 
 
-def test_training_lowers_dev_loss_and_writes_a_complete_card(tmp_path, tiny_model_dir):
-    result = _train(tmp_path, tiny_model_dir)
+@pytest.mark.parametrize("layout", ["grouped", "packed"])
+def test_training_lowers_dev_loss_and_writes_a_complete_card(tmp_path, tiny_model_dir, layout):
+    result = _train(tmp_path, tiny_model_dir, layout=layout)
     metrics = result.metrics
     assert metrics["dev_loss"] < metrics["dev_loss_before"]
     assert metrics["steps"] == 6 and metrics["tokens_per_s"] > 0
@@ -121,6 +172,7 @@ def test_training_lowers_dev_loss_and_writes_a_complete_card(tmp_path, tiny_mode
                 "prompt_version", "files"):
         assert card[key] not in (None, ""), key
     assert card["kind"] == "adapter" and card["base"]["sha256"] and card["data"][0]["rows"] == 24
+    assert card["config"]["layout"] == layout
     assert card["files"] == folder_checksums(result.adapter_dir)  # the card matches the files
     assert sorted(p.name for p in result.adapter_dir.iterdir()) == [
         "adapter_config.json", "adapter_model.safetensors", "card.json"]

@@ -44,3 +44,5 @@ def test_bad_training_input_is_one_clear_line(fast_env, tmp_path):  # noqa: F811
     assert missing.returncode == 2 and "adapter 'nope' not found" in missing.stderr
     nothing = assistant("train", "sft", "--out", "x", env=fast_env)
     assert nothing.returncode != 0 and "give training data" in nothing.stderr
+    layout = assistant("train", "sft", "--data", TRANSCRIPTS, "--out", "x", "--layout", "zigzag", env=fast_env)
+    assert layout.returncode == 2 and "use one of grouped, packed, single" in layout.stderr
