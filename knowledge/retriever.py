@@ -12,6 +12,7 @@ decision reads it, never the ranking score.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,12 @@ class RetrieverConfig:
     """Chunks taken from each ranking (and from the entity in focus) before ranking."""
     query_history_turns: int = 2
     """Earlier user turns folded into the query of a follow-up question."""
+    topic_switch_margin: float | None = 0.0
+    """A message that neither refers back ("it", "what about ...") nor continues a conversation about a named
+    entity, and whose own best match is closer (by more than this dense similarity) than the conversational
+    query's best, changes the topic ("How long does standard shipping take?" after a warranty question): it
+    is searched alone. None: always the conversational query. On DSTC11 validation (400 follow-ups, default
+    weights) hit@5 goes 0.902 -> 0.907 on the even half and stays 0.898 on the odd one."""
     focus: bool = True
     """Add the chunks of the entity the conversation is about (see entities.py) to the candidates."""
     focus_turns: int = 10
@@ -74,7 +81,22 @@ class Retriever:
         k: int = 5,
         filters: Mapping[str, Any] | None = None,
     ) -> list[Hit]:
-        """The `k` best documents for `text` in the context of `history`, best first."""
+        """The `k` best documents for `text` in the context of `history`, best first.
+
+        A follow-up is searched with the conversation; when the message alone matches the knowledge base
+        better than that, the conversation has changed topic and the message alone decides."""
+        hits = self._ranked(text, history, k, filters)
+        margin = self.config.topic_switch_margin
+        if (margin is None or not hits or self.conversational_query(text, history) == text or refers_back(text)
+                or (self.entities and self.entities.focus(text, history, self.config.focus_turns))):
+            return hits
+        alone = self._ranked(text, (), k, filters)
+        if alone and max(h.similarity for h in alone) > max(h.similarity for h in hits) + margin:
+            return alone
+        return hits
+
+    def _ranked(self, text: str, history: Sequence[Mapping[str, str]], k: int,
+                filters: Mapping[str, Any] | None) -> list[Hit]:
         found = self.candidates(text, history, filters)
         scores = self.weights.score(found.features)
         best: dict[str, int] = {}
@@ -157,6 +179,16 @@ class Retriever:
             metadata=chunk.metadata,
             similarity=similarity,
         )
+
+
+_REFERS_BACK = re.compile(
+    r"^\W*(ok(ay)?|and|also|so|then|what about|how about)\b|\b(it|its|that|this|these|those|they|them|their|"
+    r"the same|then)\b", re.IGNORECASE)
+
+
+def refers_back(text: str) -> bool:
+    """True when a message leans on what came before ("is it open on saturday?", "what about the UK?")."""
+    return bool(_REFERS_BACK.search(text))
 
 
 def _top(ranked: list[int], allowed: np.ndarray | None, n: int) -> list[int]:

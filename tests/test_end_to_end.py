@@ -136,3 +136,28 @@ def test_assistant_serve_answers_in_the_browser_chat(real_env: dict, tmp_path: P
         except subprocess.TimeoutExpired:
             server.kill()
             pytest.fail("assistant serve did not stop within 20 s of SIGTERM")
+
+
+def test_a_change_of_topic_in_one_conversation_is_answered_from_the_new_topic(real_data_dir: Path):
+    """Seen in the browser: after a warranty question, standard shipping got warranty text and an offline camera
+    was declined; each is now answered from its own article, and a follow-up still keeps the conversation."""
+    from assistant.bootstrap import build_dialogue_manager
+    from assistant.config import load_settings
+    from assistant.dialogue.events import TurnView
+
+    manager = build_dialogue_manager(load_settings(data_dir=real_data_dir))
+
+    def turn(conversation_id, question):
+        return TurnView.collect(list(manager.respond(conversation_id, question, channel="eval"))).final
+
+    warranty = turn(None, "How do I make a warranty claim?")
+    assert [c["doc_id"] for c in warranty.citations] == ["returns/warranty-claims"], warranty.text
+    shipping = turn(warranty.conversation_id, "How long does standard shipping take?")
+    assert shipping.decision == "answer" and "3–5 business days" in shipping.text, shipping.text
+    assert [c["doc_id"] for c in shipping.citations] == ["shipping/shipping-methods-and-times"]
+    po_box = turn(warranty.conversation_id, "does that work for a PO box?")  # refers back: the shipping topic stays
+    assert "shipping/shipping-methods-and-times" in [c["doc_id"] for c in po_box.citations], po_box.text
+    offline = turn(warranty.conversation_id, "My camera shows as offline")
+    assert offline.decision == "answer", offline.text
+    assert {c["doc_id"] for c in offline.citations} & {"troubleshooting/device-offline-wifi",
+                                                       "troubleshooting/camera-not-recording"}

@@ -5,7 +5,7 @@ from knowledge import Document, KnowledgeError
 from knowledge.embedder import HashEmbedder
 from knowledge.index import KnowledgeIndex
 from knowledge.ranking import FEATURES, RankingWeights, fit_ranking, scaled_single, single_feature
-from knowledge.retriever import Retriever, RetrieverConfig
+from knowledge.retriever import Retriever, RetrieverConfig, refers_back
 from knowledge.tuning import DevQuestion, tune_ranking
 
 DOCS = [
@@ -110,6 +110,29 @@ def test_query_history_turns_sets_how_many_user_turns_join_the_query():
         "third", history) == "second third"
     assert Retriever(index, HashEmbedder(), RetrieverConfig(query_history_turns=0)).conversational_query(
         "third", history) == "third"
+
+
+def test_a_new_topic_is_searched_alone_and_a_follow_up_with_the_conversation():
+    index = KnowledgeIndex.build(DOCS, HashEmbedder())
+    refunds = [{"role": "user", "content": "When do refunds reach my card? Refund policy please, refunds refunds"},
+               {"role": "assistant", "content": "Within ten business days."}]
+    switching, staying = (Retriever(index, HashEmbedder(), RetrieverConfig(topic_switch_margin=margin))
+                          for margin in (0.0, None))
+    new_topic = "Is standard shipping free on orders over 50 dollars?"
+    assert "refunds" in [h.doc_id for h in staying.search(new_topic, history=refunds, k=3)]  # the old topic lingers
+    assert "refunds" not in [h.doc_id for h in switching.search(new_topic, history=refunds, k=3)]
+    assert switching.search("is it free?", history=refunds, k=1)[0].doc_id == "refunds"  # refers back: stays
+    ashley = [{"role": "user", "content": "Tell me about the Ashley Hotel"},
+              {"role": "assistant", "content": "It is a 2 star hotel in the north."}]
+    assert switching.search("Is there WiFi in the rooms?", history=ashley, k=1)[0].doc_id == "ashley:faq:wifi"
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("is it open on saturday?", True), ("what about the UK?", True), ("ok and how long do I have?", True),
+    ("can I stack that with a promo code?", True), ("How long does standard shipping take?", False),
+    ("My camera shows as offline", False), ("Is there a student discount?", False)])
+def test_refers_back_reads_pronouns_and_openers(message, expected):
+    assert refers_back(message) is expected
 
 
 def test_too_few_dev_questions_fit_nothing_but_still_choose_weights():
