@@ -125,3 +125,23 @@ def test_the_gguf_is_requantised_to_q8_0_once_and_as_is_runs_the_embedded_file(b
     as_is = open_generator(real_settings.model_copy(update={"gguf_type": "as_is"}), "base")
     assert as_is.gguf_path == default_gguf_path()
     assert agreement(greedy(as_is, PROMPTS[0]), greedy(again, PROMPTS[0])) >= 8
+
+
+def test_a_file_llama_cpp_cannot_requantise_is_one_clear_error_and_leaves_nothing(tmp_path: Path, real_settings):
+    from assistant.llama_cpp_generation import requantized
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF but not really")
+    with pytest.raises(ConfigError, match="could not requantise .*ASSISTANT_GGUF_TYPE=as_is"):
+        requantized(broken, "q8_0", tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("*"))  # no partial file left to be mistaken for a model
+
+
+def test_without_llama_cpp_python_the_error_names_what_to_install(monkeypatch):
+    import sys
+
+    from assistant.llama_cpp_generation import _llama_cpp
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now raises ImportError
+    with pytest.raises(ConfigError, match="needs llama-cpp-python: .*llamacpp"):
+        _llama_cpp()
