@@ -214,9 +214,11 @@ class LlamaCppGenerator:
 
     def _new_context(self) -> Any:
         # The repetition penalty reads the whole context, as transformers' does (llama.cpp's default is 64 tokens).
+        # Flash attention: the prompt's attention in one fused kernel (a 300-token prompt on one thread: 2.7 ms a
+        # token against 3.3 without it).
         llm = load_llama(self.gguf_path, lora_path=str(self.lora_path) if self.lora_path else None,
                          n_ctx=self.context_tokens, n_threads=self.threads, n_threads_batch=self.threads,
-                         last_n_tokens_size=self.context_tokens, verbose=False)
+                         last_n_tokens_size=self.context_tokens, flash_attn=True, verbose=False)
         self.end_ids.add(llm.token_eos())
         return llm
 
