@@ -37,7 +37,8 @@ clean:
 
 # The shipped adapter (assistant/adapters/shipped/): the demo transcripts, pairs derived from the demo
 # help center and 40 DSTC11 turns (from ../shared/data), fixed seed. About 30-45 min on 2 CPU cores.
-# It was trained with packed rows (the layout before grouped batches became the default), kept to reproduce it.
+# It was trained with packed rows (the layout before grouped batches became the default), kept here as it was trained;
+# its data is rebuilt with today's retrieval and evidence code, so a rerun is close to it, not byte for byte.
 DSTC11 ?= ../shared/data/dstc11
 adapter: setup
 	$(BIN)/assistant train sft --out $(CURDIR)/assistant/adapters/shipped --seed 0 \

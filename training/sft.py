@@ -63,11 +63,13 @@ class SFTConfig:
     """How examples become batches: `grouped` (similar lengths padded together, no mask), `packed` (whole
     examples in rows of `row_tokens`, block-diagonal mask) or `single` (one example a batch)."""
     batch_tokens: int = 1024
-    """Most tokens of a grouped batch, padding included (examples x the longest)."""
+    """Most tokens of a grouped batch, padding included (examples x the longest); an example longer than this
+    is a batch alone, so memory is bounded by the larger of this and `max_tokens`."""
     row_tokens: int = 512
     """Length of a packed row. Short rows train fastest on CPU: a row holding several examples needs a
     block-diagonal mask, so attention falls back to its slow masked kernel and grows with the row's square
-    (measured with `benchmarks/training.py --row-tokens`: 183 tokens/s at 512, 161 at 1,024, 119 at 2,048)."""
+    (measured with the packed layout of `benchmarks/training.py`: 183 tokens/s at 512, 161 at 1,024, 119 at
+    2,048)."""
     batch_rows: int = 1
     grad_accum: int = 8
     warmup_ratio: float = 0.05
@@ -255,7 +257,9 @@ def train_sft(
     if not train_rows_raw:
         raise TrainingDataError(f"every training example is longer than --max-tokens {config.max_tokens} or has no "
                                 "assistant reply to learn")
-    train_rows, dev_rows = layout_rows(train_rows_raw, config), layout_rows(dev_rows_raw, config)
+    # dev examples one at a time: the Trainer averages the dev loss per item, and an item of the grouped layout
+    # holds anything from one long example to twenty short ones (each dev example weighs the same this way)
+    train_rows, dev_rows = layout_rows(train_rows_raw, config), unpacked(dev_rows_raw)
     trained_tokens = sum(r.trained_tokens for r in train_rows_raw)
     total_tokens = sum(len(r.input_ids) for r in train_rows_raw)
     log.info("%d train examples (%d tokens, %d learned) in %d %s batches; %d dev examples", len(train_rows_raw),
@@ -268,9 +272,12 @@ def train_sft(
     model = get_peft_model(model, lora)
     check_space({checkpoint_dir: checkpoint_bytes_of_adapter(model) * KEPT_CHECKPOINTS, out_dir: 50 << 20})
     resume_from = checkpoint_to_resume(checkpoint_dir, resume)
-    identity = {"data": [f.get("sha256") for f in data_files], "base": str(base_dir), "config": asdict(config)}
-    if resume_from:
-        resumed_run(checkpoint_dir, {"data": identity["data"], "base": identity["base"]})
+    batches = {key: getattr(config, key) for key in ("layout", "batch_tokens", "row_tokens", "batch_rows",
+                                                      "grad_accum", "max_tokens")}
+    identity = {"data": [f.get("sha256") for f in data_files], "base": str(base_dir), "batches": batches,
+                "config": asdict(config)}
+    if resume_from:  # the same batches, or the Trainer would skip the wrong ones on resuming
+        resumed_run(checkpoint_dir, {key: identity[key] for key in ("data", "base", "batches")})
     else:
         write_run_record(checkpoint_dir, json.loads(json.dumps(identity, default=str)))
     args = training_arguments(checkpoint_dir, config, has_dev=bool(dev_rows), use_cuda=use_cuda)

@@ -130,7 +130,9 @@ def test_a_new_topic_is_searched_alone_and_a_follow_up_with_the_conversation():
 @pytest.mark.parametrize(("message", "expected"), [
     ("is it open on saturday?", True), ("what about the UK?", True), ("ok and how long do I have?", True),
     ("can I stack that with a promo code?", True), ("How long does standard shipping take?", False),
-    ("My camera shows as offline", False), ("Is there a student discount?", False)])
+    ("My camera shows as offline", False), ("Is there a student discount?", False), ("For the UK?", True),
+    ("Do you ship there?", True), ("Can I get a refund instead?", True), ("Same for the Pro model?", True),
+    ("batteries too?", True), ("How much is the one with 4K?", True)])
 def test_refers_back_reads_pronouns_and_openers(message, expected):
     assert refers_back(message) is expected
 

@@ -220,6 +220,8 @@ def test_ctrl_c_keeps_the_served_adapter_and_a_checkpoint_that_resumes(tmp_path,
     assert (checkpoints / "checkpoint-3").is_dir()
     with pytest.raises(ConfigError, match="pass --resume"):
         _train(tmp_path, tiny_model_dir, max_steps=6)
+    with pytest.raises(ConfigError, match="the batches differ"):  # other batches: the Trainer would skip wrong ones
+        _train(tmp_path, tiny_model_dir, max_steps=6, resume=True, layout="packed")
     resumed = _train(tmp_path, tiny_model_dir, max_steps=6, resume=True)
     assert resumed.metrics["steps"] == 6 and folder_checksums(first.adapter_dir) != before
 
