@@ -489,11 +489,15 @@ def train_sft_command(
     from assistant.models import resolve_model_dir
     from training.mixture import Mixture, assemble, write_run_data
     from training.runs import TrainingInterrupted
-    from training.sft import LAYOUTS, SFTConfig, merge_adapter, train_sft
+    from training.sft import SFTConfig, merge_adapter, train_sft
 
     settings = _settings(**({"model": base} if base else {}))
-    if layout not in LAYOUTS:
-        raise typer.BadParameter(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    try:  # before the data is assembled: a bad option fails at once
+        config = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, rank=rank, alpha=alpha, max_tokens=max_tokens,
+                           layout=layout, batch_tokens=batch_tokens, row_tokens=row_tokens, grad_accum=grad_accum,
+                           eval_every=eval_every, patience=patience, seed=seed)
+    except ValueError as err:
+        raise typer.BadParameter(f"--{err}") from err
     if not (data or from_index or dstc11):
         raise typer.BadParameter("give training data: --data transcripts.jsonl, --from-index NAME and/or --dstc11 DIR")
     base_dir = resolve_model_dir(settings)
@@ -504,9 +508,6 @@ def train_sft_command(
                       held_out=held_out or [], dev_fraction=dev_fraction, seed=seed, skip_bad=skip_bad)
     train, dev = assemble(mixture, settings)
     files = write_run_data(settings.data_dir / "training" / target.name, train, dev, data or [])
-    config = SFTConfig(epochs=epochs, max_steps=max_steps, lr=lr, rank=rank, alpha=alpha, max_tokens=max_tokens,
-                       layout=layout, batch_tokens=batch_tokens, row_tokens=row_tokens, grad_accum=grad_accum,
-                       eval_every=eval_every, patience=patience, seed=seed)
     resume_command = shlex.join(["assistant", *sys.argv[1:], *([] if resume else ["--resume"])])
     try:
         result = train_sft(train, dev, base_dir=base_dir, base_name=settings.model, out_dir=target,

@@ -52,7 +52,9 @@ class Counting:
         self.collate, self.tokens = collate, 0
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        self.tokens += sum(len(row["input_ids"]) for item in items for row in item.get("rows", [item]))
+        from training.sft import rows_of
+
+        self.tokens += sum(len(row["input_ids"]) for row in rows_of(items))
         return self.collate(items)
 
 

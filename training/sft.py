@@ -148,6 +148,11 @@ def layout_rows(rendered: Sequence[RenderedConversation], config: SFTConfig) -> 
     return pack(rendered, config.row_tokens) if config.layout == "packed" else unpacked(rendered)
 
 
+def rows_of(items: Sequence[dict[str, Any]]) -> list[dict[str, list[int]]]:
+    """The rows of a batch of dataset items (an item of the grouped layout holds several)."""
+    return [row for item in items for row in item.get("rows", [item])]
+
+
 def _row(item: RenderedConversation) -> dict[str, list[int]]:
     return {"input_ids": item.input_ids, "labels": item.labels, "position_ids": list(range(len(item.input_ids)))}
 
@@ -165,7 +170,7 @@ class RowCollator:
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        rows = [row for item in items for row in item.get("rows", [item])]
+        rows = rows_of(items)
         width = max(len(r["input_ids"]) for r in rows)
         batch: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
         for row in rows:
