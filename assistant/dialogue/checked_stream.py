@@ -8,6 +8,10 @@ reply early (the model is looping or has lost the evidence). Kept list items are
 steps come out as a markdown list even when some were held back. When the evidence is a procedure,
 the model's steps are held until its list is complete and shown only if they cover every step of
 the article in order; otherwise the article's own steps are shown (quoted, never half a procedure).
+When the question asks for a fact (a time window, a price) that the evidence states, sentences without
+one are held until a sentence with a fact is shown; when the draft never states one, the evidence
+sentence that does is quoted first and the held sentences follow (a reply to "What is your return
+window?" never leaves out the 30 days).
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ class StreamReport:
     """Why the draft was cut short, if it was (`loop`, `off_evidence`, `enough`)."""
     quoted: int = 0
     """Lines quoted from the evidence: the model's steps were incomplete or out of order, so the article's own
-    steps were shown instead."""
+    steps were shown instead, or the draft left out the fact the question asked for."""
+    fact_quoted: bool = False
+    """The draft stated no fact for a question that asked for one, so the evidence's was quoted first."""
 
     @property
     def before(self) -> float | None:
@@ -78,10 +84,14 @@ class CheckedStream:
     """Feed it the model's pieces; it yields display text for each sentence that passed."""
 
     def __init__(self, checker: SentenceChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
-                 max_sentences: int = 5, max_items: int = 10, max_repeats: int = 2, max_unsupported_run: int = 3
-                 ) -> None:
+                 fact: tuple[str, int] | None = None, max_sentences: int = 5, max_items: int = 10,
+                 max_repeats: int = 2, max_unsupported_run: int = 3) -> None:
+        """`fact`: (sentence, 0-based article) of the evidence that states what the question asks for, if it asks
+        for a fact; the reply must state a fact before its other sentences are shown."""
         self.checker = checker
         self.procedure, self.procedure_article = list(procedure), procedure_article
+        self.fact = fact
+        self._held_prose: list[tuple[str, SentenceCheck]] = []
         self._held_items: list[tuple[str, SentenceCheck]] = []
         self.max_sentences, self.max_items = max_sentences, max_items
         self.max_repeats, self.max_unsupported_run = max_repeats, max_unsupported_run
@@ -119,6 +129,7 @@ class CheckedStream:
             yield from self._release(self._buffer, complete=False)
         self._buffer = ""
         yield from self._release_procedure()
+        yield from self._release_held_prose(quote_fact=True)
         if self._pending_answer:  # a bare "Yes." with nothing after it claims nothing checkable
             self.report.removed += 1
             self._pending_answer = ""
@@ -171,7 +182,32 @@ class CheckedStream:
             return
         if self._held_items:
             yield from self._release_procedure()
+        if self.fact is not None and not is_item:
+            if not fact_tokens(text):  # the asked-for fact first: this waits for a sentence that states one
+                self._held_prose.append((text, verdict))
+                return
+            self.fact = None
+            yield from self._show(text, verdict)
+            yield from self._release_held_prose(quote_fact=False)
+            return
         yield from self._show(text, verdict)
+
+    def _release_held_prose(self, *, quote_fact: bool) -> Iterator[str]:
+        """The sentences held while the asked-for fact was missing; with `quote_fact`, after the evidence's fact."""
+        held, self._held_prose = self._held_prose, []
+        if not held:
+            return
+        if quote_fact and self.fact is not None:
+            sentence, article = self.fact
+            self.report.quoted += 1
+            self.report.fact_quoted = True
+            yield from self._show(sentence, SentenceCheck(sentence, True, True, (), article))
+        self.fact = None
+        for text, verdict in held:
+            if not self.done and not self._adds_nothing(text, content_words(LIST_MARK.sub("", text))):
+                yield from self._show(text, verdict)
+            elif not self.done:
+                self.report.removed += 1
 
     def _show(self, text: str, verdict: SentenceCheck) -> Iterator[str]:
         display = self._display(text)

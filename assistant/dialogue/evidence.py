@@ -356,8 +356,18 @@ class EvidenceRanker:
 
 _FACT_QUESTION = re.compile(
     r"\b(how (long|much|many|soon|fast|far|often|big|old)|when|what time|what hours|which (day|days|hours)|"
-    r"what (is|are|'s) (the|your) (price|cost|fee|number|phone|email|address|url|link|limit)|"
-    r"phone number|e-?mail address|percentage|percent|price|cost|fee|deadline|hours|until)\b", re.IGNORECASE)
+    r"(what|which)(?:'?s| is| are)?(?: the| your| my)?(?: [\w-]+){0,2} (window|period|deadline|cut-?off|limit|"
+    r"price|cost|fee|number|phone|e-?mail|address|url|link|website|version)|"
+    r"phone number|e-?mail address|percentage|percent|price|cost|fee|deadline|cut-?off|hours|until)\b",
+    re.IGNORECASE)
+
+
+_CONTACT_QUESTION = re.compile(r"\b(e-?mail|address|url|link|website|site|page|phone|call)\b", re.IGNORECASE)
+
+
+def _is_contact(fact: str) -> bool:
+    """A link or an e-mail address (else a number, price or time); phone numbers count as contacts too."""
+    return bool(re.search(r"[@/]|\.[a-z]", fact)) or len(re.sub(r"\D", "", fact)) >= 7
 
 
 def asks_for_fact(question: str) -> bool:
@@ -391,6 +401,19 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
     chosen = [e for e in chosen[:max_sentences] if e is top or e.score >= top.score - close]
     chosen.sort(key=lambda e: e.unit.order)
     return " ".join(_as_sentence(e.unit.text) for e in chosen), top.article
+
+
+def stated_fact(evidence: EvidenceSet, question: str) -> tuple[str, int] | None:
+    """(sentence, article number) of the best evidence unit that states the kind of fact the question asks for:
+    a number, price or time ("What is your return window?": "You have 30 days ..."), or a link, e-mail address
+    or phone number when it asks for one of those. None when no unit does."""
+    contact = _CONTACT_QUESTION.search(question) is not None
+    stating = [e for e in evidence.items if not e.unit.text.endswith(":") and
+               any(_is_contact(fact) == contact for fact in fact_tokens(e.unit.text))]
+    if not stating:
+        return None
+    best = max(stating, key=lambda e: e.score)
+    return _as_sentence(best.unit.text), best.article
 
 
 def _as_sentence(text: str) -> str:

@@ -8,7 +8,9 @@ whole documents); against the evidence of the article it cites with [n], or all 
    evidence units that share most words with the sentence (a fact is not borrowed from another topic).
 2. Every name in it (a capitalised word or phrase inside the sentence: "Google Home", "Bitcoin"; a
    quoted or bold label: "Reset Password") occurs in that evidence: "Yes, the doorbell works with
-   Google Home" fails when no evidence names Google Home.
+   Google Home" fails when no evidence names Google Home. In a sentence with facts, the names must
+   occur in the article of those two units: "Express: 6–10 business days" fails when the 6–10 days
+   are the UK's standard delivery time and only another article names Express.
 3. At least 60% of its content words occur in one evidence unit (read with its article title and
    section), or its embedding is close to one evidence unit (cosine ≥ `min_similarity`).
    A word of the customer's question that the whole knowledge base never uses ("bitcoin", "alexa")
@@ -131,8 +133,11 @@ class GroundingChecker:
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()
         missing = tuple(sorted(facts - known))
         unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in candidates)]
-        if not missing and facts:
-            missing = tuple(sorted(facts - self._facts_near(words, candidates)))
+        if facts and not missing and not unnamed:
+            near = self._nearest_units(words, candidates)
+            missing = tuple(sorted(facts - frozenset().union(*(self.articles[i].unit_facts[j] for i, j in near))))
+            near_articles = {i for i, _ in near}
+            unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in near_articles)]
         if missing or unnamed or not candidates or _ABOUT_ITSELF.search(sentence):
             return SentenceCheck(sentence, True, False, missing + tuple(unnamed))
         overlap, best, unit = max(((len(words & u) / len(words) if words else 1.0, i, j)
@@ -147,12 +152,13 @@ class GroundingChecker:
             return SentenceCheck(sentence, True, True, (), article)
         return SentenceCheck(sentence, True, False)
 
-    def _facts_near(self, words: set[str], candidates: Sequence[int], units: int = 2) -> frozenset[str]:
-        """Facts of the `units` evidence units sharing most words with the sentence: a fact must come from what
-        the sentence talks about ("We reply within 30 days" borrows 30 from the return window otherwise)."""
+    def _nearest_units(self, words: set[str], candidates: Sequence[int], units: int = 2) -> list[tuple[int, int]]:
+        """(article, unit) of the `units` evidence units sharing most words with the sentence. A sentence's facts
+        must come from them ("We reply within 30 days" borrows 30 from the return window otherwise), and its names
+        from their articles ("Express: 6–10 business days" borrows the UK's delivery time for another method)."""
         ranked = sorted(((len(words & u), i, j) for i in candidates for j, u in enumerate(self.articles[i].unit_words)),
                         reverse=True)[:units]
-        return frozenset().union(*(self.articles[i].unit_facts[j] for _, i, j in ranked))
+        return [(i, j) for _, i, j in ranked]
 
     def _closest(self, text: str, candidates: Sequence[int]) -> tuple[float, int | None, int | None]:
         """(cosine, article, unit) of the evidence unit closest to `text` among `candidates`."""

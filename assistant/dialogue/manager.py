@@ -14,10 +14,17 @@ from assistant.config import Settings
 from assistant.dialogue import policies, replies
 from assistant.dialogue.checked_stream import CheckedStream, StreamReport
 from assistant.dialogue.events import CheckOutcome, Escalated, Event, Final, Sources, Token
-from assistant.dialogue.evidence import EvidenceConfig, EvidenceRanker, EvidenceSet, extract_answer
+from assistant.dialogue.evidence import (
+    EvidenceConfig,
+    EvidenceRanker,
+    EvidenceSet,
+    asks_for_fact,
+    extract_answer,
+    stated_fact,
+)
 from assistant.dialogue.grounding import GroundingChecker, SentenceCheck
 from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
-from assistant.dialogue.text import names
+from assistant.dialogue.text import fact_tokens, names
 from assistant.errors import AssistantError, InvalidMessage
 from assistant.generation import Generator
 from assistant.guards import check_message, injection_markers, redact_pii, redact_values
@@ -135,7 +142,9 @@ class DialogueManager:
         yield Sources(evidence.articles)
         checker = grounding_checker(self.settings, self.evidence, evidence, text)
         steps, article = evidence.procedure()
-        stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1)
+        fact = stated_fact(evidence, text) if asks_for_fact(text) else None
+        stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1,
+                               fact=(fact[0], fact[1] - 1) if fact else None)
         draft: list[str] = []
         failed = False
         prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,
@@ -173,11 +182,15 @@ class DialogueManager:
             detail += f"; draft stopped ({report.stopped})"
         if report.removed:
             detail += f"; held back {report.removed} sentence(s)"
-        if report.quoted:
+        if report.fact_quoted:
+            detail += "; the asked-for fact quoted from the evidence"
+        elif report.quoted:
             detail += "; the article's own steps shown"
         if not report.has_fact:
             declined = self._unmatched_terms(question, evidence) or replies.says_it_does_not_know(draft)
             extract = None if declined else extract_answer(evidence)
+            if extract is not None and asks_for_fact(question) and not fact_tokens(extract[0]):
+                extract = stated_fact(evidence, question) or extract  # it asked for a fact: quote the one stated
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
                 outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), draft)

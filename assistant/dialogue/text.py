@@ -20,6 +20,12 @@ _NUMBER_WORDS = {
     "hundred": "100", "once": "1", "twice": "2",
 }
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+# Number words that count nothing: "one" as a pronoun ("the one shown in your tracking", "which one", "one of
+# our agents") and "once" as a conjunction ("Once the window has passed"; "use it once" still counts).
+_NOT_A_NUMBER = re.compile(r"\b(?:(?:the|this|that|which|any|each|every|no|some|another|other|new|old|same|right|"
+                           r"wrong|first|last|next) one\b(?!-)|\bone (?=of\b|another\b)|\bonce (?=(?:the|you|your|"
+                           r"it|its|we|our|they|their|this|that|these|he|she|i|there|all|everything)\b))",
+                           re.IGNORECASE)
 _NEGATIONS_TEXT = """
 not no never cannot can't don't doesn't isn't aren't won't wasn't weren't nothing none neither nor without n't
 """
@@ -35,6 +41,8 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 # A capitalised word inside a sentence (not its first word) names something: a product, a brand, a place.
 _NAME = re.compile(r"(?<=[a-z0-9,;:)]\s)([A-Z][A-Za-z0-9]+(?:[ -][A-Z][A-Za-z0-9]+)*)")
 _NOT_NAMES = frozenset(["I", "I'm", "I've", "I'll", "OK", "Yes", "No", "Please", "Thanks", "Note"])
+# A sentence opening with a label ("Express: 1–2 business days", a table row as a sentence) names its subject.
+_LEADING_LABEL = re.compile(r"^\s*(?:[-*+]\s+|\d{1,2}[.)]\s+)?([A-Z][A-Za-z0-9]*(?: [A-Z][A-Za-z0-9]*){0,3}):\s")
 # A quoted or bold label ("Reset Password", **Send reset link**) names a button or a screen.
 _LABEL = re.compile(r"\*\*([^*\n]{2,60})\*\*|[\"“]([^\"”\n]{2,60})[\"”]")
 
@@ -60,7 +68,7 @@ def fact_tokens(text: str) -> set[str]:
     text = EMAIL.sub(" ", text)
     facts |= {m.lower().rstrip(".,;:") for m in _URL.findall(text)}
     text = _URL.sub(" ", text)
-    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], _NOT_A_NUMBER.sub(" ", text))
     for line in text.splitlines():
         line = LIST_MARK.sub(" ", line)
         for match in _NUMBER.finditer(line):
@@ -69,9 +77,13 @@ def fact_tokens(text: str) -> set[str]:
 
 
 def names(text: str) -> set[str]:
-    """Names inside a sentence, lower-cased: capitalised words ("Google Home", "Bitcoin") and quoted or bold
-    labels ("Reset Password"). Each is a claim the evidence must make."""
+    """Names inside a sentence, lower-cased: capitalised words ("Google Home", "Bitcoin"), quoted or bold labels
+    ("Reset Password") and a label the sentence opens with ("Express: ..."). Each is a claim the evidence must
+    make."""
     found = {" ".join((m.group(1) or m.group(2)).strip(" ?.!").split()).lower() for m in _LABEL.finditer(text)}
+    leading = _LEADING_LABEL.match(text)
+    if leading and leading.group(1) not in _NOT_NAMES:
+        found.add(leading.group(1).lower())
     text = CITATION_MARKER.sub(" ", _LABEL.sub(" , ", text))
     for match in _NAME.finditer(text):
         words = [w for w in re.split(r"[ -]", match.group(1)) if w not in _NOT_NAMES]

@@ -76,3 +76,36 @@ def test_a_question_mark_inside_a_label_does_not_cut_the_sentence():
                        "2. Enter your email address and tap Send reset link.")
     assert text == ("1. Open the app and tap Forgot password? on the sign-in screen.\n"
                     "2. Enter your email address and tap Send reset link.")
+
+
+RETURNS = ("You have 30 days from the delivery date to start a return.\n"
+           "The delivery date is the one shown in your tracking, not the date you placed the order.\n"
+           "Your return is on time if you create the return in the returns portal within the window.")
+FACT = ("You have 30 days from the delivery date to start a return.", 0)
+
+
+def returns_stream(draft, fact=FACT):
+    stream = CheckedStream(GroundingChecker([RETURNS], contexts=["How long do I have to return something?"]),
+                           fact=fact)
+    return "".join([*stream.feed(pieces(draft)), *stream.finish()]), stream.report
+
+
+def test_a_reply_to_a_fact_question_that_states_none_is_led_by_the_evidence_that_does():
+    text, report = returns_stream("The delivery date is the one shown in your tracking, not the date you placed "
+                                  "the order.")
+    assert text == ("You have 30 days from the delivery date to start a return. The delivery date is the one "
+                    "shown in your tracking, not the date you placed the order.")
+    assert report.fact_quoted and report.quoted == 1 and report.articles == [0]
+
+
+def test_a_sentence_without_the_fact_waits_for_the_one_that_states_it():
+    text, report = returns_stream("Your return is on time if you create the return in the returns portal within "
+                                  "the window. You have 30 days from the delivery date to start a return.")
+    assert text.startswith("You have 30 days from the delivery date") and "returns portal" in text
+    assert not report.fact_quoted and report.quoted == 0
+
+
+def test_without_a_fact_to_ask_for_sentences_come_in_the_drafts_order():
+    draft = "The delivery date is the one shown in your tracking, not the date you placed the order."
+    text, report = returns_stream(draft, fact=None)
+    assert text == draft and not report.fact_quoted

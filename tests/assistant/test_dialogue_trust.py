@@ -204,3 +204,13 @@ def test_escalated_turn_keeps_its_retrievals(make_manager):
     final(manager, "How do I reset my password? I want to talk to a human")
     reply = manager.store.messages("c1")[-1]
     assert reply.decision == "escalate" and manager.store.retrievals(reply.id)
+
+
+def test_a_fact_question_answered_without_the_fact_gets_it_quoted_first(make_manager):
+    manager = make_manager(reply="The delivery date is the one shown in your tracking, not the date you placed "
+                                 "the order [1].", evidence_margin=0.5)  # hash vectors score units far apart
+    result = final(manager, "What is your return window?")
+    assert result.text.startswith("You have 30 days from the delivery date to start a return.")
+    assert "shown in your tracking" in result.text and not result.check.fallback
+    assert "the asked-for fact quoted from the evidence" in result.reason_detail
+    assert [c["doc_id"] for c in result.citations] == ["returns/return-window"]

@@ -104,3 +104,28 @@ def test_a_list_kept_once_even_when_its_introduction_is_kept_too():
     texts = [e.unit.text for e in evidence.items]
     assert len(texts) == len(set(texts)) == 3
     assert extract_answer(evidence) == ("1. Wait and tap Send code again.\n2. Open the app and choose a new code.", 1)
+
+
+def test_questions_that_ask_for_a_fact_are_told_apart():
+    from assistant.dialogue.evidence import asks_for_fact
+
+    for question in ["What is your return window?", "whats the cutoff time for same day shipping",
+                     "what's the email for your data protection officer", "what android version does the app need",
+                     "How long is the reset link valid?", "How much is Premium?"]:
+        assert asks_for_fact(question), question
+    for question in ["What are the password requirements", "how do I factory reset my hub",
+                     "stop sending me promo emails pls", "whats the difference between plus and premium"]:
+        assert not asks_for_fact(question), question
+
+
+def test_the_stated_fact_is_the_kind_the_question_asks_for():
+    from assistant.dialogue.evidence import stated_fact
+
+    contact = chunk("Write to refunds@northwind.example for a refund.\nRefunds are sent within 5 business days.",
+                    "billing/refunds", "Refunds")
+    ranker = EvidenceRanker([contact], keyword_embed, EvidenceConfig(margin=1.0))
+    evidence = ranker.select("refund", [hit("billing/refunds", "Refunds")])
+    assert stated_fact(evidence, "How long does a refund take?") == ("Refunds are sent within 5 business days.", 1)
+    assert stated_fact(evidence, "What is the refund email address?") == (
+        "Write to refunds@northwind.example for a refund.", 1)
+    assert stated_fact(ranker.select("refund", []), "How long?") is None

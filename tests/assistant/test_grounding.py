@@ -1,4 +1,4 @@
-from assistant.dialogue.grounding import check_reply
+from assistant.dialogue.grounding import GroundingChecker, check_reply
 from assistant.dialogue.text import fact_tokens, names, split_sentences
 
 PASSAGE = ("Refunds are issued within 3 business days of approval. Card refunds then take 5-10 business days. "
@@ -46,6 +46,10 @@ def test_numbers_match_whole_tokens_and_number_words():
     assert not check_reply("Refunds are issued within 4 days.", [REFUNDS]).sentences[0].supported
     assert check_reply("Refunds are issued within fourteen days.", [REFUNDS]).sentences[0].supported
     assert fact_tokens("three business days") == {"3"}
+    assert fact_tokens("at least one letter and a one-year warranty") == {"1"}
+    assert fact_tokens("The delivery date is the one shown in your tracking; one of our agents") == set()
+    assert fact_tokens("Once the window has passed, once you have it") == set()
+    assert fact_tokens("A link can be used once.") == {"1"}
 
 
 def test_short_claims_are_checked():
@@ -100,3 +104,16 @@ def test_paraphrase_is_supported_by_embedding_similarity():
     assert not check_reply(paraphrase, [evidence]).sentences[0].supported  # too few shared words
     assert check_reply(paraphrase, [evidence], embed=embed, min_similarity=0.9).sentences[0].supported
     assert not check_reply(paraphrase, [evidence], embed=embed, min_similarity=0.99).sentences[0].supported
+
+
+def test_a_name_from_one_article_and_facts_from_another_are_not_supported():
+    methods = "Standard: delivery time after dispatch 3–5 business days.\nExpress: delivery time after dispatch 1–2 " \
+              "business days."
+    abroad = "United Kingdom: delivery time 6–10 business days; price £9.99; free over £120.\n" \
+             "EU countries we ship to: delivery time 6–10 business days; price €11.99; free over €140."
+    checker = GroundingChecker([methods, abroad], contexts=["Shipping methods and delivery times",
+                                                            "International shipping Standard shipping outside the US"])
+    chimera = checker.check("Express: delivery time 6–10 business days; price £9.99; free over £120.")
+    assert not chimera.supported and "express" in chimera.missing_facts
+    assert checker.check("United Kingdom: delivery time 6–10 business days; price £9.99.").supported
+    assert checker.check("Express delivery takes 1–2 business days after dispatch.").supported
