@@ -8,8 +8,9 @@ reply early (the model is looping or has lost the evidence). Kept list items are
 steps come out as a markdown list even when some were held back. When the evidence is a procedure,
 the model's steps are held until its list is complete and shown only if they cover every step of
 the article in order; otherwise the article's own steps are shown (quoted, never half a procedure).
-When the question asks for a fact (a time window, a price) that the evidence states, sentences without
-one are held until a sentence with a fact is shown; when the draft never states one, the evidence
+Sentences the model writes before its steps follow them (the steps are what a "how do I" question
+asks for). When the question asks for a fact (a time window, a price) that the evidence states,
+sentences without one are held until a sentence with a fact is shown; when the draft never states one, the evidence
 sentence that does is quoted first and the held sentences follow (a reply to "What is your return
 window?" never leaves out the 30 days).
 """
@@ -180,8 +181,14 @@ class CheckedStream:
         if self.procedure and is_item:  # steps are released together, once the list is complete
             self._held_items.append((text, verdict))
             return
+        if self.procedure and not self._held_items and not text.endswith(":"):  # the steps asked for come first
+            self._held_prose.append((text, verdict))
+            return
         if self._held_items:
             yield from self._release_procedure()
+            if self._adds_nothing(text, words):  # it repeats one of the steps just shown
+                self.report.removed += 1
+                return
         if self.fact is not None and not is_item:
             if not fact_tokens(text):  # the asked-for fact first: this waits for a sentence that states one
                 self._held_prose.append((text, verdict))
@@ -232,6 +239,8 @@ class CheckedStream:
                 verdict = SentenceCheck(step, True, True, (), self.procedure_article)
                 yield from self._show(f"{n}. {step}", verdict)
         self.procedure = []
+        if self.fact is None or any(fact_tokens(shown) for shown, _ in self.report.shown):
+            yield from self._release_held_prose(quote_fact=False)
 
     def _adds_nothing(self, text: str, words: set[str]) -> bool:
         """A sentence whose facts and words were all said already ("The answer is 60 minutes.")."""

@@ -16,6 +16,7 @@ embeddings are cached, so ranking costs one query embedding per turn.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,9 @@ class EvidenceConfig:
     """A second article is kept only when its best unit scores within this of the best article's."""
     max_list_items: int = 10
     """A list longer than this is not expanded whole."""
+    reference_penalty: float = 0.12
+    """Taken off a unit that sends the reader to another article ('If it keeps going offline, see "Device shows
+    as offline"'): that article joins the candidates, and what it says should win over the pointer to it."""
 
 
 def units_of_chunk(chunk: Chunk) -> list[Unit]:
@@ -251,6 +255,7 @@ class EvidenceRanker:
         self._chunks: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             self._chunks.setdefault(chunk.doc_id, []).append(chunk)
+        self._titles = {c.title.strip().lower(): c.doc_id for c in chunks if c.title.strip()}
         self._units: dict[str, list[Unit]] = {}
         self.vocabulary: set[str] = set()
         for chunk in chunks:
@@ -298,6 +303,7 @@ class EvidenceRanker:
     def select(self, question: str, hits: Sequence[Hit], history: Sequence[Mapping[str, str]] = ()) -> EvidenceSet:
         """The evidence that answers `question` among the units of the documents of `hits`."""
         cfg = self.config
+        hits = self._with_references(hits)
         candidates = [(rank, u) for rank, hit in enumerate(hits) for u in self.units(hit.doc_id)]
         if not candidates:
             return EvidenceSet()
@@ -307,6 +313,7 @@ class EvidenceRanker:
         similarity = (unit_vectors @ query_vectors.T).max(axis=1)
         wants_fact = cfg.fact_bonus if asks_for_fact(question) else 0.0
         scores = [float(s) + cfg.confidence_weight * hits[rank].confidence + (wants_fact if u.facts else 0.0)
+                  - (cfg.reference_penalty if self.reference(u) else 0.0)
                   for s, (rank, u) in zip(similarity, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])
         best = scores[order[0]]
@@ -344,6 +351,28 @@ class EvidenceRanker:
         return EvidenceSet(items, articles, best)
 
 
+    def reference(self, unit: Unit) -> str | None:
+        """The document id of the other article a unit sends the reader to (`see "Title"`), if it does."""
+        for title in _REFERENCE.findall(unit.text):
+            doc_id = self._titles.get(title.strip().lower())
+            if doc_id is not None and doc_id != unit.doc_id:
+                return doc_id
+        return None
+
+    def _with_references(self, hits: Sequence[Hit]) -> list[Hit]:
+        """The hits, then each article one of them refers to that is not among them, with the referring hit's
+        confidence (the help center itself says it answers the same question)."""
+        out, seen = list(hits), {hit.doc_id for hit in hits}
+        for hit in hits:
+            for unit in self.units(hit.doc_id):
+                target = self.reference(unit)
+                if target is not None and target not in seen:
+                    seen.add(target)
+                    first = min(self._chunks[target], key=lambda c: c.position)
+                    out.append(dataclasses.replace(hit, doc_id=target, chunk_id=first.id, title=first.title,
+                                                   text=first.text, source=first.source, metadata=first.metadata))
+        return out
+
     def _list_after(self, unit: Unit) -> str:
         """The group of the list a sentence ending in ':' introduces, if one follows it."""
         if not unit.text.endswith(":"):
@@ -353,6 +382,8 @@ class EvidenceRanker:
         following = units[at + 1] if at is not None and at + 1 < len(units) else None
         return following.group if following is not None and following.group else ""
 
+
+_REFERENCE = re.compile(r"\bsee (?:also )?[\"“]([^\"”\n]{3,100})[\"”]", re.IGNORECASE)
 
 _FACT_QUESTION = re.compile(
     r"\b(how (long|much|many|soon|fast|far|often|big|old)|when|what time|what hours|which (day|days|hours)|"

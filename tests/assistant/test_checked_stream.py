@@ -109,3 +109,22 @@ def test_without_a_fact_to_ask_for_sentences_come_in_the_drafts_order():
     draft = "The delivery date is the one shown in your tracking, not the date you placed the order."
     text, report = returns_stream(draft, fact=None)
     assert text == draft and not report.fact_quoted
+
+
+def test_sentences_written_before_the_steps_follow_them_and_repeats_of_a_step_are_dropped():
+    steps = ["Open the Northwind Home app and tap Forgot password? on the sign-in screen.",
+             "Enter your email address and tap Send reset link."]
+    text, report = released("A reset link is valid for 60 minutes and can be used once. Enter your email address "
+                            "and tap Send reset link.", procedure=steps)
+    assert text == ("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+                    "2. Enter your email address and tap Send reset link.\n\n"
+                    "A reset link is valid for 60 minutes and can be used once.")
+    assert report.quoted == 2 and report.removed >= 1
+
+
+def test_a_sentence_after_the_steps_that_repeats_one_of_them_is_dropped():
+    steps = ["Open the Northwind Home app and tap Forgot password? on the sign-in screen.",
+             "Enter your email address and tap Send reset link."]
+    text, report = released("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+                            "Enter your email address and tap Send reset link.", procedure=steps)
+    assert text.count("Send reset link") == 1 and report.quoted == 2  # the model's one step was not the procedure

@@ -18,10 +18,10 @@ def final(manager, text, conversation_id="c1"):
 
 
 def test_unsupported_fact_is_removed_from_the_final_reply(make_manager):
-    manager = make_manager(reply="Open the Northwind Home app and tap Forgot password on the sign-in screen [1]. "
+    manager = make_manager(reply="A reset link is valid for 60 minutes and can be used once [1]. "
                                  "The reset link costs $4.99 and works for 9 years.")
-    result = final(manager, "How do I reset my Northwind password?")
-    assert "Forgot password on the sign-in screen" in result.text and "$4.99" not in result.text
+    result = final(manager, "How long is the password reset link valid?")
+    assert "valid for 60 minutes" in result.text and "$4.99" not in result.text
     assert result.check.removed == 1 and "held back 1 sentence" in result.reason_detail
     assert result.check.before == 0.5 and result.check.after == 1.0 and not result.check.fallback
     row = manager.store.messages("c1")[-1]

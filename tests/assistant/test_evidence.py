@@ -129,3 +129,13 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     assert stated_fact(evidence, "What is the refund email address?") == (
         "Write to refunds@northwind.example for a refund.", 1)
     assert stated_fact(ranker.select("refund", []), "How long?") is None
+
+
+def test_an_article_a_retrieved_one_refers_to_joins_the_evidence_and_outranks_the_pointer():
+    pointer = chunk('Refunds need a return first. If the refund is late, see "Refunds".', "billing/returns", "Returns")
+    ranker = EvidenceRanker([pointer, REFUNDS], keyword_embed, EvidenceConfig(article_margin=0.0))
+    evidence = ranker.select("When is my refund sent?", [hit("billing/returns", "Returns")])
+    assert [a.doc_id for a in evidence.articles][0] == "billing/refunds"
+    assert evidence.texts()[0] == "Refunds are issued within 5 business days."
+    assert ranker.reference(ranker.units("billing/returns")[1]) == "billing/refunds"
+    assert ranker.reference(ranker.units("billing/returns")[0]) is None
