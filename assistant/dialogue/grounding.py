@@ -37,6 +37,8 @@ import numpy as np
 from assistant.dialogue.text import (
     CITATION_MARKER,
     LIST_MARK,
+    NEGATIONS,
+    STOP_WORDS,
     content_words,
     fact_tokens,
     names,
@@ -191,5 +193,8 @@ def join_bare_answers(sentences: Sequence[str]) -> list[str]:
 
 
 def is_bare_answer(sentence: str) -> bool:
-    """'Yes.', 'No!', 'Yes, ' — an answer word with nothing after it."""
-    return CITATION_MARKER.sub("", sentence).strip(" .,!;:").lower() in {"yes", "no", "yes it is", "no it isn't"}
+    """'Yes.', 'No!', 'Yes, you do.', 'No, it isn't.' — an answer word with nothing after it that claims anything."""
+    text = CITATION_MARKER.sub("", sentence).lower()
+    words = re.findall(r"[a-z']+", text)
+    return bool(words) and words[0] in {"yes", "no"} and all(w in STOP_WORDS or w in NEGATIONS for w in words[1:]) \
+        and not re.search(r"\d", text)

@@ -128,3 +128,8 @@ def test_a_sentence_after_the_steps_that_repeats_one_of_them_is_dropped():
     text, report = released("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
                             "Enter your email address and tap Send reset link.", procedure=steps)
     assert text.count("Send reset link") == 1 and report.quoted == 2  # the model's one step was not the procedure
+
+
+def test_a_yes_with_nothing_of_its_own_is_checked_with_the_sentence_it_opens():
+    assert released("Yes, you do. The reset link also works with Google Home.")[0] == ""
+    assert released("No, it isn't. A reset link is valid for 60 minutes.")[0] == ""  # the polarity disagrees

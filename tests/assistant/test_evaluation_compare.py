@@ -104,8 +104,8 @@ def test_the_gate_fails_a_worse_candidate_and_passes_an_equal_one(make_manager, 
     equal = gate(runs["baseline"].summary, runs["equal"].summary, config)
     assert equal["passed"] and equal["failed"] == []
     worse = gate_models(settings, runs["baseline"], runs["worse"], config)
-    assert not worse["passed"] and worse["failed"] == ["fallback_rate"]
-    assert worse["checks"][3]["why"] == "1.000 > 0.600 (baseline 0.500 + 0.1)"  # Mars: declined, not answered
+    assert not worse["passed"] and worse["failed"] == ["fallback_rate", "token_f1"]
+    assert worse["checks"][3]["why"] == "1.000 > 0.100 (baseline 0.000 + 0.1)"  # Mars: declined, not answered
     assert latest_result(settings, "latest-gate")["failed"] == worse["failed"]
     compared = compare_models(settings, runs["baseline"], runs["worse"])
     assert compared["deltas"]["fallback_rate"]["delta"] > 0 and compared["n"] == 3
