@@ -10,9 +10,10 @@ the model's steps are held until its list is complete and shown only if they cov
 the article in order; otherwise the article's own steps are shown (quoted, never half a procedure).
 Sentences the model writes before its steps follow them (the steps are what a "how do I" question
 asks for). When the question asks for a fact (a time window, a price) that the evidence states,
-sentences without one are held until a sentence with a fact is shown; when the draft never states one, the evidence
-sentence that does is quoted first and the held sentences follow (a reply to "What is your return
-window?" never leaves out the 30 days).
+sentences without one are held until a sentence with a fact of that kind is shown; when the draft
+never states one, the evidence sentence that does is quoted and the held sentences follow (a reply to
+"What is your return window?" never leaves out the 30 days); after a list the model wrote, the fact
+follows the list. A whole reply's worth of held sentences releases them at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from assistant.dialogue.evidence import AskedFact
 from assistant.dialogue.grounding import SentenceCheck, is_bare_answer
 from assistant.dialogue.text import CITATION_MARKER, LIST_MARK, content_words, fact_tokens, strip_citations
 
@@ -59,7 +61,7 @@ class StreamReport:
     """Lines quoted from the evidence: the model's steps were incomplete or out of order, so the article's own
     steps were shown instead, or the draft left out the fact the question asked for."""
     fact_quoted: bool = False
-    """The draft stated no fact for a question that asked for one, so the evidence's was quoted first."""
+    """The draft stated no fact of the kind the question asked for, so the evidence's was quoted."""
 
     @property
     def before(self) -> float | None:
@@ -85,10 +87,10 @@ class CheckedStream:
     """Feed it the model's pieces; it yields display text for each sentence that passed."""
 
     def __init__(self, checker: SentenceChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
-                 fact: tuple[str, int] | None = None, max_sentences: int = 5, max_items: int = 10,
+                 fact: AskedFact | None = None, max_sentences: int = 5, max_items: int = 10,
                  max_repeats: int = 2, max_unsupported_run: int = 3) -> None:
-        """`fact`: (sentence, 0-based article) of the evidence that states what the question asks for, if it asks
-        for a fact; the reply must state a fact before its other sentences are shown."""
+        """`fact`: the evidence sentence that states what the question asks for, if it asks for a fact; the reply
+        states a fact of that kind before its other sentences are shown."""
         self.checker = checker
         self.procedure, self.procedure_article = list(procedure), procedure_article
         self.fact = fact
@@ -182,7 +184,7 @@ class CheckedStream:
             self._held_items.append((text, verdict))
             return
         if self.procedure and not self._held_items and not text.endswith(":"):  # the steps asked for come first
-            self._held_prose.append((text, verdict))
+            yield from self._hold(text, verdict)
             return
         if self._held_items:
             yield from self._release_procedure()
@@ -190,8 +192,8 @@ class CheckedStream:
                 self.report.removed += 1
                 return
         if self.fact is not None and not is_item:
-            if not fact_tokens(text):  # the asked-for fact first: this waits for a sentence that states one
-                self._held_prose.append((text, verdict))
+            if not self.fact.stated_in(text):  # the asked-for fact first: this waits for a sentence that states it
+                yield from self._hold(text, verdict)
                 return
             self.fact = None
             yield from self._show(text, verdict)
@@ -199,22 +201,29 @@ class CheckedStream:
             return
         yield from self._show(text, verdict)
 
+    def _hold(self, text: str, verdict: SentenceCheck) -> Iterator[str]:
+        """Keep a passed sentence back until the steps or the asked-for fact are shown; once a whole reply's worth
+        waits, the fact is quoted and they are released (a reply that never states it still streams and ends)."""
+        self._held_prose.append((text, verdict))
+        if not self.procedure and len(self._held_prose) >= self.max_sentences - 1:
+            yield from self._release_held_prose(quote_fact=True)
+
     def _release_held_prose(self, *, quote_fact: bool) -> Iterator[str]:
-        """The sentences held while the asked-for fact was missing; with `quote_fact`, after the evidence's fact."""
+        """The sentences held back, in order; with `quote_fact`, after the evidence's sentence that states the fact
+        asked for when nothing shown states it yet (and the model wrote something: else the fallback answers)."""
         held, self._held_prose = self._held_prose, []
-        if not held:
-            return
-        if quote_fact and self.fact is not None:
-            sentence, article = self.fact
+        fact, self.fact = self.fact, None
+        if quote_fact and fact is not None and (held or self.report.shown) and \
+                not any(fact.stated_in(shown) for shown, _ in self.report.shown) and \
+                not self._adds_nothing(fact.sentence, content_words(fact.sentence)):
             self.report.quoted += 1
             self.report.fact_quoted = True
-            yield from self._show(sentence, SentenceCheck(sentence, True, True, (), article))
-        self.fact = None
-        for text, verdict in held:
-            if not self.done and not self._adds_nothing(text, content_words(LIST_MARK.sub("", text))):
-                yield from self._show(text, verdict)
-            elif not self.done:
+            yield from self._show(fact.sentence, SentenceCheck(fact.sentence, True, True, (), fact.article - 1))
+        for text, verdict in held:  # each passed the check: shown even after a loop or lost evidence ended the draft
+            if self.report.stopped == "enough" or self._adds_nothing(text, content_words(LIST_MARK.sub("", text))):
                 self.report.removed += 1
+            else:
+                yield from self._show(text, verdict)
 
     def _show(self, text: str, verdict: SentenceCheck) -> Iterator[str]:
         display = self._display(text)
@@ -239,7 +248,9 @@ class CheckedStream:
                 verdict = SentenceCheck(step, True, True, (), self.procedure_article)
                 yield from self._show(f"{n}. {step}", verdict)
         self.procedure = []
-        if self.fact is None or any(fact_tokens(shown) for shown, _ in self.report.shown):
+        if self.fact is not None and any(self.fact.stated_in(shown) for shown, _ in self.report.shown):
+            self.fact = None  # the steps state it
+        if self.fact is None:
             yield from self._release_held_prose(quote_fact=False)
 
     def _adds_nothing(self, text: str, words: set[str]) -> bool:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assistant.dialogue.text import STOP_WORDS, content_words, fact_tokens, names, split_sentences
+from assistant.dialogue.text import STOP_WORDS, content_words, fact_tokens, is_contact_fact, names, split_sentences
 from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
 from knowledge.embedder import CachedEncoder, Encode
@@ -60,6 +60,21 @@ class Unit:
         """What is embedded: the unit read with its article title and section."""
         heading = f"{self.title} — {self.section}" if self.section else self.title
         return f"{heading}: {self.text}"
+
+
+@dataclass(frozen=True)
+class AskedFact:
+    """The evidence sentence that states what a question asks for, and which kind of fact that is."""
+
+    sentence: str
+    article: int
+    """Number of its article in the prompt (1-based)."""
+    contact: bool = False
+    """A link, e-mail address or phone number was asked for (else a number, price or time)."""
+
+    def stated_in(self, text: str) -> bool:
+        """True when `text` states a fact of the asked kind."""
+        return any(is_contact_fact(fact) == self.contact for fact in fact_tokens(text))
 
 
 @dataclass(frozen=True)
@@ -353,8 +368,8 @@ class EvidenceRanker:
 
     def reference(self, unit: Unit) -> str | None:
         """The document id of the other article a unit sends the reader to (`see "Title"`), if it does."""
-        for title in _REFERENCE.findall(unit.text):
-            doc_id = self._titles.get(title.strip().lower())
+        for quoted in _REFERENCE.findall(unit.text):
+            doc_id = self._titles.get("".join(quoted).strip().lower())
             if doc_id is not None and doc_id != unit.doc_id:
                 return doc_id
         return None
@@ -383,22 +398,18 @@ class EvidenceRanker:
         return following.group if following is not None and following.group else ""
 
 
-_REFERENCE = re.compile(r"\bsee (?:also )?[\"“]([^\"”\n]{3,100})[\"”]", re.IGNORECASE)
+# 'see "Title"' sends the reader to another article; 'if you see "Device offline"' quotes the screen.
+_REFERENCE = re.compile(r"(?<!you )(?<!you'll )(?<!will )(?<!can )(?<!may )\bsee (?:also )?(?:our |the )?"
+                        r"(?:article |guide |page )?(?:[\"“]([^\"”\n]{3,100})[\"”]|'([^'\n]{3,100})')", re.IGNORECASE)
 
 _FACT_QUESTION = re.compile(
     r"\b(how (long|much|many|soon|fast|far|often|big|old)|when|what time|what hours|which (day|days|hours)|"
-    r"(what|which)(?:'?s| is| are)?(?: the| your| my)?(?: [\w-]+){0,2} (window|period|deadline|cut-?off|limit|"
-    r"price|cost|fee|number|phone|e-?mail|address|url|link|website|version)|"
-    r"phone number|e-?mail address|percentage|percent|price|cost|fee|deadline|cut-?off|hours|until)\b",
-    re.IGNORECASE)
+    r"(what|which)(?:['’]?s| is| are)?(?: the| your| my)?(?: (?!if\b)[\w-]+){0,2} (window|period|deadline|cut-?off|"
+    r"limit|price|cost|fee|number|phone|e-?mail|address|url|link|website|version)s?|"
+    r"percentage|percent|prices?|costs?|fees?|deadlines?|cut-?off|hours|until)\b", re.IGNORECASE)
 
 
-_CONTACT_QUESTION = re.compile(r"\b(e-?mail|address|url|link|website|site|page|phone|call)\b", re.IGNORECASE)
-
-
-def _is_contact(fact: str) -> bool:
-    """A link or an e-mail address (else a number, price or time); phone numbers count as contacts too."""
-    return bool(re.search(r"[@/]|\.[a-z]", fact)) or len(re.sub(r"\D", "", fact)) >= 7
+_CONTACT_QUESTION = re.compile(r"\b(e-?mail|address|url|link|website|site|page|phone)\b", re.IGNORECASE)
 
 
 def asks_for_fact(question: str) -> bool:
@@ -434,17 +445,19 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
     return " ".join(_as_sentence(e.unit.text) for e in chosen), top.article
 
 
-def stated_fact(evidence: EvidenceSet, question: str) -> tuple[str, int] | None:
-    """(sentence, article number) of the best evidence unit that states the kind of fact the question asks for:
-    a number, price or time ("What is your return window?": "You have 30 days ..."), or a link, e-mail address
-    or phone number when it asks for one of those. None when no unit does."""
+def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
+    """The best evidence unit that states the kind of fact the question asks for: a number, price or time ("What
+    is your return window?": "You have 30 days ..."), or a link, e-mail address or phone number when it asks for
+    one of those. None when the question asks for no fact or no unit states one."""
+    if not asks_for_fact(question):
+        return None
     contact = _CONTACT_QUESTION.search(question) is not None
     stating = [e for e in evidence.items if not e.unit.text.endswith(":") and
-               any(_is_contact(fact) == contact for fact in fact_tokens(e.unit.text))]
+               AskedFact("", 0, contact).stated_in(e.unit.text)]
     if not stating:
         return None
     best = max(stating, key=lambda e: e.score)
-    return _as_sentence(best.unit.text), best.article
+    return AskedFact(_as_sentence(best.unit.text), best.article, contact)
 
 
 def _as_sentence(text: str) -> str:

@@ -196,5 +196,5 @@ def is_bare_answer(sentence: str) -> bool:
     """'Yes.', 'No!', 'Yes, you do.', 'No, it isn't.' — an answer word with nothing after it that claims anything."""
     text = CITATION_MARKER.sub("", sentence).lower()
     words = re.findall(r"[a-z']+", text)
-    return bool(words) and words[0] in {"yes", "no"} and all(w in STOP_WORDS or w in NEGATIONS for w in words[1:]) \
-        and not re.search(r"\d", text)
+    rest = [w for w in words[1:] if w.split("'")[0] not in STOP_WORDS and w not in NEGATIONS]  # "it's" is "it"
+    return bool(words) and words[0] in {"yes", "no"} and not rest and not re.search(r"\d", text)

@@ -142,9 +142,8 @@ class DialogueManager:
         yield Sources(evidence.articles)
         checker = grounding_checker(self.settings, self.evidence, evidence, text)
         steps, article = evidence.procedure()
-        fact = stated_fact(evidence, text) if asks_for_fact(text) else None
         stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1,
-                               fact=(fact[0], fact[1] - 1) if fact else None)
+                               fact=stated_fact(evidence, text))
         draft: list[str] = []
         failed = False
         prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,
@@ -153,9 +152,6 @@ class DialogueManager:
         pieces = turn.generator.stream(prompt)
         try:
             for shown in stream.feed(_recorded(pieces, draft, turn)):
-                turn.first_token(time.perf_counter())
-                yield Token(shown)
-            for shown in stream.finish():
                 turn.first_token(time.perf_counter())
                 yield Token(shown)
         except AssistantError as err:  # busy, or the client went away: the evidence still answers
@@ -168,6 +164,9 @@ class DialogueManager:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()  # stops the model when the check ended the draft early
+        for shown in stream.finish():  # what passed and was held back (steps, sentences awaiting the fact), even
+            turn.first_token(time.perf_counter())  # when generation failed
+            yield Token(shown)
         yield from self._conclude(turn, decision, text, stream.report, "".join(draft), failed)
 
     def _conclude(self, turn: _Turn, decision: Decision, question: str, report: StreamReport, draft: str,
@@ -182,15 +181,16 @@ class DialogueManager:
             detail += f"; draft stopped ({report.stopped})"
         if report.removed:
             detail += f"; held back {report.removed} sentence(s)"
+        if report.quoted > report.fact_quoted:
+            detail += "; the article's own steps shown"
         if report.fact_quoted:
             detail += "; the asked-for fact quoted from the evidence"
-        elif report.quoted:
-            detail += "; the article's own steps shown"
         if not report.has_fact:
             declined = self._unmatched_terms(question, evidence) or replies.says_it_does_not_know(draft)
             extract = None if declined else extract_answer(evidence)
             if extract is not None and asks_for_fact(question) and not fact_tokens(extract[0]):
-                extract = stated_fact(evidence, question) or extract  # it asked for a fact: quote the one stated
+                fact = stated_fact(evidence, question)  # it asked for a fact: quote the one stated
+                extract = (fact.sentence, fact.article) if fact else extract
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
                 outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), draft)

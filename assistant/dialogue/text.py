@@ -23,9 +23,9 @@ _NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_NUMBER_WORDS, key=len, rever
 # Number words that count nothing: "one" as a pronoun ("the one shown in your tracking", "which one", "one of
 # our agents") and "once" as a conjunction ("Once the window has passed"; "use it once" still counts).
 _NOT_A_NUMBER = re.compile(r"\b(?:(?:the|this|that|which|any|each|every|no|some|another|other|new|old|same|right|"
-                           r"wrong|first|last|next) one\b(?!-)|\bone (?=of\b|another\b)|\bonce (?=(?:the|you|your|"
-                           r"it|its|we|our|they|their|this|that|these|he|she|i|there|all|everything)\b))",
-                           re.IGNORECASE)
+                           r"wrong|first|last|next) one\b(?!-)|(?<!only )(?<!just )(?<!least )(?<!exactly )"
+                           r"\bone (?=of\b|another\b)|\bonce (?=(?:the|you|your|it|its|we|our|they|their|this|that|"
+                           r"these|he|she|i|there|all|everything)\b))", re.IGNORECASE)
 _NEGATIONS_TEXT = """
 not no never cannot can't don't doesn't isn't aren't won't wasn't weren't nothing none neither nor without n't
 """
@@ -41,6 +41,8 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 # A capitalised word inside a sentence (not its first word) names something: a product, a brand, a place.
 _NAME = re.compile(r"(?<=[a-z0-9,;:)]\s)([A-Z][A-Za-z0-9]+(?:[ -][A-Z][A-Za-z0-9]+)*)")
 _NOT_NAMES = frozenset(["I", "I'm", "I've", "I'll", "OK", "Yes", "No", "Please", "Thanks", "Note"])
+_NOT_LABELS = frozenset(["important", "tip", "note", "answer", "summary", "q", "a", "warning", "example", "step",
+                         "update", "reminder", "yes", "no", "result", "reason", "details", "short answer"])
 # A sentence opening with a label ("Express: 1–2 business days", a table row as a sentence) names its subject.
 _LEADING_LABEL = re.compile(r"^\s*(?:[-*+]\s+|\d{1,2}[.)]\s+)?([A-Z][A-Za-z0-9]*(?: [A-Z][A-Za-z0-9]*){0,3}):\s")
 # A quoted or bold label ("Reset Password", **Send reset link**) names a button or a screen.
@@ -76,13 +78,19 @@ def fact_tokens(text: str) -> set[str]:
     return facts
 
 
+def is_contact_fact(fact: str) -> bool:
+    """A fact that is a link, an e-mail address or a phone number (else a number, price, time or date)."""
+    return bool(re.search(r"@|https?://|www\.|\.[a-z]{2,}(?:/|$)", fact)) or \
+        (len(re.sub(r"\D", "", fact)) >= 7 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", fact))
+
+
 def names(text: str) -> set[str]:
     """Names inside a sentence, lower-cased: capitalised words ("Google Home", "Bitcoin"), quoted or bold labels
     ("Reset Password") and a label the sentence opens with ("Express: ..."). Each is a claim the evidence must
     make."""
     found = {" ".join((m.group(1) or m.group(2)).strip(" ?.!").split()).lower() for m in _LABEL.finditer(text)}
     leading = _LEADING_LABEL.match(text)
-    if leading and leading.group(1) not in _NOT_NAMES:
+    if leading and leading.group(1).lower() not in _NOT_LABELS:
         found.add(leading.group(1).lower())
     text = CITATION_MARKER.sub(" ", _LABEL.sub(" , ", text))
     for match in _NAME.finditer(text):

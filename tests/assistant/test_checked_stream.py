@@ -3,6 +3,7 @@
 import re
 
 from assistant.dialogue.checked_stream import CheckedStream
+from assistant.dialogue.evidence import AskedFact
 from assistant.dialogue.grounding import GroundingChecker
 
 EVIDENCE = ("A reset link is valid for 60 minutes and can be used once.\n"
@@ -78,10 +79,11 @@ def test_a_question_mark_inside_a_label_does_not_cut_the_sentence():
                     "2. Enter your email address and tap Send reset link.")
 
 
-RETURNS = ("You have 30 days from the delivery date to start a return.\n"
+RETURNS = ("You can return most Northwind devices bought from our online store, opened or unopened.\n"
+           "You have 30 days from the delivery date to start a return.\n"
            "The delivery date is the one shown in your tracking, not the date you placed the order.\n"
            "Your return is on time if you create the return in the returns portal within the window.")
-FACT = ("You have 30 days from the delivery date to start a return.", 0)
+FACT = AskedFact("You have 30 days from the delivery date to start a return.", 1)
 
 
 def returns_stream(draft, fact=FACT):
@@ -133,3 +135,37 @@ def test_a_sentence_after_the_steps_that_repeats_one_of_them_is_dropped():
 def test_a_yes_with_nothing_of_its_own_is_checked_with_the_sentence_it_opens():
     assert released("Yes, you do. The reset link also works with Google Home.")[0] == ""
     assert released("No, it isn't. A reset link is valid for 60 minutes.")[0] == ""  # the polarity disagrees
+
+
+def test_held_sentences_that_passed_are_shown_after_the_fact_even_when_the_draft_went_off_the_evidence():
+    text, report = returns_stream("You can return most Northwind devices bought from our online store. Your return "
+                                  "is on time if you create the return in the returns portal within the window. "
+                                  "Bitcoin is free. Zelle is free. Tesla is free.")
+    assert text.startswith("You have 30 days") and "online store" in text and "returns portal" in text
+    assert report.stopped == "off_evidence" and report.removed == 3 and "Bitcoin" not in text
+
+
+def test_a_reply_that_never_states_the_fact_still_streams_and_ends():
+    stream = CheckedStream(GroundingChecker([RETURNS], contexts=["How long do I have to return something?"]),
+                           fact=FACT, max_sentences=3)
+    draft = pieces("The delivery date is the one shown in your tracking. Your return is on time if you create the "
+                   "return in the returns portal within the window. It is the one shown in your tracking, not the "
+                   "date you placed the order. " * 3)
+    early = list(stream.feed(draft))
+    assert early and early[0] == FACT.sentence and stream.report.stopped == "enough"
+    assert next(draft, None) is not None  # the model was stopped, not read to its end
+
+
+def test_steps_that_state_the_fact_are_not_followed_by_a_quote_of_it():
+    steps = ["Open the returns portal.", "Create the return within 30 days of delivery."]
+    stream = CheckedStream(GroundingChecker([RETURNS + "\n" + "\n".join(steps)]), procedure=steps, fact=FACT)
+    draft = ("1. Open the returns portal.\n2. Create the return within 30 days of delivery.\n"
+             "You can return most Northwind devices bought from our online store.")
+    text = "".join([*stream.feed(pieces(draft)), *stream.finish()])
+    assert "You have 30 days" not in text and not stream.report.fact_quoted and "online store" in text
+
+
+def test_a_list_without_the_fact_is_followed_by_it():
+    text, report = returns_stream("- The delivery date is the one shown in your tracking.\n- Your return is on time "
+                                  "if you create the return in the returns portal within the window.")
+    assert text.endswith("You have 30 days from the delivery date to start a return.") and report.fact_quoted

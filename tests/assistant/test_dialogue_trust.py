@@ -9,6 +9,7 @@ from assistant.errors import InvalidMessage
 from assistant.generation import ScriptedGenerator
 from assistant.handoff import AgentDesk
 from assistant.prompts import system_prompt
+from assistant.remote_generation import GenerationUnavailable
 
 
 def final(manager, text, conversation_id="c1"):
@@ -214,3 +215,19 @@ def test_a_fact_question_answered_without_the_fact_gets_it_quoted_first(make_man
     assert "shown in your tracking" in result.text and not result.check.fallback
     assert "the asked-for fact quoted from the evidence" in result.reason_detail
     assert [c["doc_id"] for c in result.citations] == ["returns/return-window"]
+
+
+class FailingGenerator(ScriptedGenerator):
+    """Writes its reply, then fails as a timed-out or unreachable backend does."""
+
+    def stream(self, messages, **params):
+        yield from super().stream(messages, **params)
+        raise GenerationUnavailable("the generation server stopped sending")
+
+
+def test_sentences_held_for_the_steps_are_kept_when_generation_fails(settings):
+    manager = build_dialogue_manager(settings, generator=FailingGenerator(
+        "A reset link is valid for 60 minutes and can be used once [1]. Then the model "))
+    result = final(manager, "How do I reset my Northwind password?")
+    assert "generation failed" in result.reason_detail and "valid for 60 minutes" in result.text
+    assert "Forgot password" in result.text  # the article's steps, which the sentence waited for

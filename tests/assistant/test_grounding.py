@@ -117,3 +117,4 @@ def test_a_name_from_one_article_and_facts_from_another_are_not_supported():
     assert not chimera.supported and "express" in chimera.missing_facts
     assert checker.check("United Kingdom: delivery time 6–10 business days; price £9.99.").supported
     assert checker.check("Express delivery takes 1–2 business days after dispatch.").supported
+    assert checker.check("Important: Standard delivery takes 3–5 business days after dispatch.").supported
