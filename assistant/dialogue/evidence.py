@@ -69,12 +69,18 @@ class AskedFact:
     sentence: str
     article: int
     """Number of its article in the prompt (1-based)."""
-    contact: bool = False
-    """A link, e-mail address or phone number was asked for (else a number, price or time)."""
+    kind: str = "number"
+    """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money) or
+    `number` (a time, count or other figure)."""
 
     def stated_in(self, text: str) -> bool:
         """True when `text` states a fact of the asked kind."""
-        return any(is_contact_fact(fact) == self.contact for fact in fact_tokens(text))
+        return any(_fact_kind(fact) == self.kind or (self.kind == "number" and _fact_kind(fact) == "price")
+                   for fact in fact_tokens(text))
+
+
+def _fact_kind(fact: str) -> str:
+    return "contact" if is_contact_fact(fact) else "price" if re.match(r"[$€£]", fact) else "number"
 
 
 @dataclass(frozen=True)
@@ -409,12 +415,21 @@ _FACT_QUESTION = re.compile(
     r"percentage|percent|prices?|costs?|fees?|deadlines?|cut-?off|hours|until)\b", re.IGNORECASE)
 
 
+_PRICE_QUESTION = re.compile(r"\b(how much|prices?|costs?|fees?|charged?|pay)\b", re.IGNORECASE)
+# "Do I pay full price?", "Is shipping free?": a yes or no is asked for, whatever figures the answer holds.
+_YES_NO_QUESTION = re.compile(r"^\W*(do|does|did|is|are|am|was|were|can|could|will|would|should|may|have|has)\b|"
+                              r"\b(do|does|did|can|will|would|should|is|are) (i|you|we|it|they|my|your|the|this)\b",
+                              re.IGNORECASE)
+_WH_WORD = re.compile(r"\b(how|what|whats|what's|when|which|where|who|until)\b", re.IGNORECASE)
 _CONTACT_QUESTION = re.compile(r"\b(e-?mail|address|url|link|website|site|page|phone)\b", re.IGNORECASE)
 
 
 def asks_for_fact(question: str) -> bool:
-    """True when the question asks for a number, price, time, link or address ("how long is the link valid?")."""
-    return bool(_FACT_QUESTION.search(question))
+    """True when the question asks for a number, price, time, link or address ("how long is the link valid?"), not
+    for a yes or no ("Do I pay full price?")."""
+    asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
+    yes_no = bool(_YES_NO_QUESTION.search(asked)) and not _WH_WORD.search(asked)
+    return bool(_FACT_QUESTION.search(asked)) and not yes_no
 
 
 def _with_context(question: str, history: Sequence[Mapping[str, str]], turns: int = 1) -> str:
@@ -451,13 +466,14 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     one of those. None when the question asks for no fact or no unit states one."""
     if not asks_for_fact(question):
         return None
-    contact = _CONTACT_QUESTION.search(question) is not None
+    kind = "contact" if _CONTACT_QUESTION.search(question) else "price" if _PRICE_QUESTION.search(question) \
+        else "number"
     stating = [e for e in evidence.items if not e.unit.text.endswith(":") and
-               AskedFact("", 0, contact).stated_in(e.unit.text)]
+               AskedFact("", 0, kind).stated_in(e.unit.text)]
     if not stating:
         return None
     best = max(stating, key=lambda e: e.score)
-    return AskedFact(_as_sentence(best.unit.text), best.article, contact)
+    return AskedFact(_as_sentence(best.unit.text), best.article, kind)
 
 
 def _as_sentence(text: str) -> str:

@@ -128,12 +128,13 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     ranker = EvidenceRanker([contact], keyword_embed, EvidenceConfig(margin=1.0))
     evidence = ranker.select("refund", [hit("billing/refunds", "Refunds")])
     assert stated_fact(evidence, "How long does a refund take?") == AskedFact(
-        "Refunds are sent within 5 business days.", 1, contact=False)
+        "Refunds are sent within 5 business days.", 1, "number")
     assert stated_fact(evidence, "What is the refund email address?") == AskedFact(
-        "Write to refunds@northwind.example for a refund.", 1, contact=True)
+        "Write to refunds@northwind.example for a refund.", 1, "contact")
+    assert stated_fact(evidence, "What’s the refund e-mail?").kind == "contact"  # a curly apostrophe too
     assert stated_fact(evidence, "Can I get a refund?") is None  # it asks for no fact
-    numbers_only = ranker.select("refund", [hit("billing/refunds", "Refunds")])
-    assert stated_fact(numbers_only, "What’s the refund e-mail?").contact  # a curly apostrophe too
+    assert stated_fact(evidence, "How much does a refund cost?") is None  # a price: 5 business days is none
+    assert stated_fact(evidence, "If I return it, do I pay the shipping fee?") is None  # a yes or no
 
 
 def test_an_article_a_retrieved_one_refers_to_joins_the_evidence_and_outranks_the_pointer():
