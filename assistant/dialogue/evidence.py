@@ -277,6 +277,7 @@ class EvidenceRanker:
         for chunk in chunks:
             self._chunks.setdefault(chunk.doc_id, []).append(chunk)
         self._titles = {c.title.strip().lower(): c.doc_id for c in chunks if c.title.strip()}
+        self._references: dict[str, dict[str, str]] = {}
         self._units: dict[str, list[Unit]] = {}
         self.vocabulary: set[str] = set()
         for chunk in chunks:
@@ -334,7 +335,7 @@ class EvidenceRanker:
         similarity = (unit_vectors @ query_vectors.T).max(axis=1)
         wants_fact = cfg.fact_bonus if asks_for_fact(question) else 0.0
         scores = [float(s) + cfg.confidence_weight * hits[rank].confidence + (wants_fact if u.facts else 0.0)
-                  - (cfg.reference_penalty if self.reference(u) else 0.0)
+                  - (cfg.reference_penalty if u.text in self._references_of(u.doc_id) else 0.0)
                   for s, (rank, u) in zip(similarity, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])
         best = scores[order[0]]
@@ -380,14 +381,19 @@ class EvidenceRanker:
                 return doc_id
         return None
 
+    def _references_of(self, doc_id: str) -> dict[str, str]:
+        """{unit text: referenced document id} of a document's units that refer to another article (computed once)."""
+        if doc_id not in self._references:
+            self._references[doc_id] = {u.text: t for u in self.units(doc_id) if (t := self.reference(u))}
+        return self._references[doc_id]
+
     def _with_references(self, hits: Sequence[Hit]) -> list[Hit]:
         """The hits, then each article one of them refers to that is not among them, with the referring hit's
         confidence (the help center itself says it answers the same question)."""
         out, seen = list(hits), {hit.doc_id for hit in hits}
         for hit in hits:
-            for unit in self.units(hit.doc_id):
-                target = self.reference(unit)
-                if target is not None and target not in seen:
+            for target in self._references_of(hit.doc_id).values():
+                if target not in seen:
                     seen.add(target)
                     first = min(self._chunks[target], key=lambda c: c.position)
                     out.append(dataclasses.replace(hit, doc_id=target, chunk_id=first.id, title=first.title,
