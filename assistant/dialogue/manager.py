@@ -18,7 +18,6 @@ from assistant.dialogue.evidence import (
     EvidenceConfig,
     EvidenceRanker,
     EvidenceSet,
-    asks_for_fact,
     extract_answer,
     stated_fact,
 )
@@ -188,9 +187,9 @@ class DialogueManager:
         if not report.has_fact:
             declined = self._unmatched_terms(question, evidence) or replies.says_it_does_not_know(draft)
             extract = None if declined else extract_answer(evidence)
-            if extract is not None and asks_for_fact(question) and not fact_tokens(extract[0]):
-                fact = stated_fact(evidence, question)  # it asked for a fact: quote the one stated
-                extract = (fact.sentence, fact.article) if fact else extract
+            fact = stated_fact(evidence, question)  # None unless the question asks for a fact the evidence states
+            if extract is not None and fact is not None and not fact_tokens(extract[0]):
+                extract = fact.sentence, fact.article
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
                 outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), draft)
