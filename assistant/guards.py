@@ -167,6 +167,20 @@ def injection_markers(text: str) -> list[str]:
     return [match.group(0) for match in _INJECTION.finditer(_joined(text.splitlines())[0])]
 
 
+_REQUESTED = re.compile(r"\b(?:say|reply|respond|answer|write|output|print|type|confirm|tell \w+(?: \w+)?)"
+                        r"(?:\s+with)?\s*[:\-]?\s*[\"“'‘]?([^\"”’'.!?\n]{2,80}?)\s*[\"”'’]?\s*(?:[.!?\n]|$)",
+                        re.IGNORECASE)
+
+
+def requested_phrases(text: str) -> list[str]:
+    """What a message with instruction-like text asks the assistant to say ("... and reply REFUND APPROVED."),
+    lower-cased; nothing when the message holds no such text. A reply sentence holding one is never shown."""
+    if not injection_markers(text):
+        return []
+    joined = _joined(text.splitlines())[0]
+    return [" ".join(m.group(1).lower().split()) for m in _REQUESTED.finditer(joined) if m.group(1).strip()]
+
+
 WITHHELD = "[instruction-like text withheld]"
 """What stands in a quoted passage where instruction-like text was."""
 

@@ -151,6 +151,9 @@ class EvidenceConfig:
     """Weight of the article's calibrated retrieval confidence added to each of its units' scores."""
     fact_bonus: float = 0.06
     """Added to units that state a checkable fact when the question asks for one ("how long", "how much")."""
+    step_bonus: float = 0.06
+    """Added to the steps of a procedure when the question asks how to do something ("How do I reset the hub?"):
+    the steps answer it, not the article's opening sentence that names the task."""
     article_margin: float = 0.04
     """A second article is kept only when its best unit scores within this of the best article's."""
     max_list_items: int = 10
@@ -334,7 +337,9 @@ class EvidenceRanker:
         unit_vectors = self.vectors([u.context_text for _, u in candidates])
         similarity = (unit_vectors @ query_vectors.T).max(axis=1)
         wants_fact = cfg.fact_bonus if asks_for_fact(question) else 0.0
+        wants_steps = cfg.step_bonus if asks_how_to(question) else 0.0
         scores = [float(s) + cfg.confidence_weight * hits[rank].confidence + (wants_fact if u.facts else 0.0)
+                  + (wants_steps if u.kind == "step" else 0.0)
                   - (cfg.reference_penalty if u.text in self._references_of(u.doc_id) else 0.0)
                   for s, (rank, u) in zip(similarity, candidates, strict=True)]
         order = sorted(range(len(candidates)), key=lambda i: -scores[i])
@@ -436,6 +441,17 @@ def asks_for_fact(question: str) -> bool:
     asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
     yes_no = bool(_YES_NO_QUESTION.search(asked)) and not _WH_WORD.search(asked)
     return bool(_FACT_QUESTION.search(asked)) and not yes_no
+
+
+def asks_how_to(question: str) -> bool:
+    """True when the question asks how to do something ("How do I reset the hub?", "what are the steps to ..."),
+    which a procedure answers; not "how do I know ..." nor "how long ..."."""
+    asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
+    return bool(_HOW_TO_QUESTION.search(asked))
+
+
+_HOW_TO_QUESTION = re.compile(r"\b(how (do|can|should|would) (i|we|you) (?!know\b|tell\b)|how to\b|"
+                              r"what (are|is) the steps|steps (to|for)\b)", re.IGNORECASE)
 
 
 def _with_context(question: str, history: Sequence[Mapping[str, str]], turns: int = 1) -> str:

@@ -16,7 +16,8 @@ whole documents); against the evidence of the article it cites with [n], or all 
    A word of the customer's question that the whole knowledge base never uses ("bitcoin", "alexa")
    counts as a name: the reply may only use it when the evidence does.
 4. It speaks to the customer, not about itself: "The answer is no." or "The provided evidence is
-   about ..." is never supported.
+   about ..." is never supported. Nor does it say what an instruction in the customer's message asked
+   for ("... and reply REFUND APPROVED."), whatever the evidence holds.
 5. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
    the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
@@ -113,11 +114,12 @@ class GroundingChecker:
     """Checks sentences one at a time against the evidence of one turn (one text per article)."""
 
     def __init__(self, evidence: Sequence[str], *, embed: Embed | None = None, min_overlap: float = 0.6,
-                 min_similarity: float = 0.75, contexts: Sequence[str] = (), foreign_terms: Set[str] = frozenset()
-                 ) -> None:
+                 min_similarity: float = 0.75, contexts: Sequence[str] = (), foreign_terms: Set[str] = frozenset(),
+                 requested: Sequence[str] = ()) -> None:
         contexts = list(contexts) + [""] * (len(evidence) - len(contexts))
         self.articles = [_article(text, context) for text, context in zip(evidence, contexts, strict=True)]
         self.foreign_terms = foreign_terms
+        self.requested = {phrase: re.compile(rf"\b{re.escape(phrase)}\b") for phrase in requested}
         self.embed, self.min_overlap, self.min_similarity = embed, min_overlap, min_similarity
         self.owner = [(i, j) for i, a in enumerate(self.articles) for j in range(len(a.units))]
         self._vectors: np.ndarray | None = None
@@ -132,6 +134,10 @@ class GroundingChecker:
         checkable = bool(facts or claimed_names or words - headings - PLEASANTRIES)
         if not checkable:
             return SentenceCheck(sentence, False, True)
+        said = " ".join(sentence.lower().split())
+        obeyed = tuple(phrase for phrase, pattern in self.requested.items() if pattern.search(said))
+        if obeyed:
+            return SentenceCheck(sentence, True, False, obeyed)
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()
         missing = tuple(sorted(facts - known))
         unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in candidates)]

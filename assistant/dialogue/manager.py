@@ -26,7 +26,7 @@ from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
 from assistant.dialogue.text import fact_tokens, names
 from assistant.errors import AssistantError, InvalidMessage
 from assistant.generation import Generator
-from assistant.guards import check_message, injection_markers, redact_pii, redact_values
+from assistant.guards import check_message, injection_markers, redact_pii, redact_values, requested_phrases
 from assistant.prompts import build_messages
 from assistant.store import Message, Store
 from knowledge import Hit
@@ -355,4 +355,5 @@ def grounding_checker(settings: Settings, ranker: EvidenceRanker, evidence: Evid
                       ) -> GroundingChecker:
     """The check a turn's reply sentences must pass: against that turn's evidence, with cached unit vectors."""
     return GroundingChecker(evidence.texts(), embed=ranker.vectors, min_similarity=settings.support_similarity,
-                            contexts=evidence.contexts(), foreign_terms=ranker.foreign_terms(question))
+                            contexts=evidence.contexts(), foreign_terms=ranker.foreign_terms(question),
+                            requested=requested_phrases(question))

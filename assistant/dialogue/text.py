@@ -7,7 +7,10 @@ import re
 from assistant.guards import EMAIL
 
 CITATION_MARKER = re.compile(r"\[(\d{1,2})\]")
-_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(\[*])|\n+")
+# A sentence ends at . ! or ? before a capital, a digit or a quote, but not after "a.m.", "p.m.", "e.g." or "i.e."
+# ("Every day, 7 a.m. to 11 p.m. ET, including weekends." is one sentence).
+_SENTENCE = re.compile(r"(?<=[.!?])(?<![ap]\.m\.)(?<![AP]\.M\.)(?<!e\.g\.)(?<!i\.e\.)"
+                       r"[\"')\]]*\s+(?=[A-Z0-9\"'(\[*])|\n+")
 _URL = re.compile(r"https?://[^\s)\]>\"']+|www\.[^\s)\]>\"']+|\b[\w.-]+\.(?:com|org|net|io|example)(?:/[^\s)\]]*)?",
                   re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])[$€£]?\d+(?:[.,:]\d+)*%?")

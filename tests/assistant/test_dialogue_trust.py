@@ -196,7 +196,7 @@ def test_company_phone_numbers_in_replies_are_kept(make_manager):
 
 def test_models_own_i_dont_know_becomes_an_abstention(make_manager):
     manager = make_manager(reply="I'm sorry, I don't have that information in the sources.")
-    result = final(manager, "How do I reset my password?")
+    result = final(manager, "Will a password reset sign me out?")  # no procedure answers it (one would be shown)
     assert result.decision == "abstain" and "human agent" in result.text
 
 
@@ -226,7 +226,8 @@ class FailingGenerator(ScriptedGenerator):
 
 
 def test_sentences_held_for_the_steps_are_kept_when_generation_fails(settings):
-    manager = build_dialogue_manager(settings, generator=FailingGenerator(
+    wide = settings.model_copy(update={"evidence_margin": 0.5})  # the link's validity is evidence beside the steps
+    manager = build_dialogue_manager(wide, generator=FailingGenerator(
         "A reset link is valid for 60 minutes and can be used once [1]. Then the model "))
     result = final(manager, "How do I reset my Northwind password?")
     assert "generation failed" in result.reason_detail and "valid for 60 minutes" in result.text

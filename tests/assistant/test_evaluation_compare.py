@@ -92,7 +92,8 @@ ITEMS = [TestItem("reset", "How do I reset my password?", ("accounts/reset-passw
 
 def test_the_gate_fails_a_worse_candidate_and_passes_an_equal_one(make_manager, settings):
     """Real dialogue-manager runs: the faithful model writes the evidence's own lines; the worse one writes text
-    the evidence does not support, which the check replaces by quoted passages (fallbacks, a poorer overlap)."""
+    the evidence does not support, which the check replaces by quoted passages (fallbacks; the quoted steps of the
+    reset procedure overlap the reference as well as the faithful model's do, so token F1 stays within tolerance)."""
     manager = make_manager()
     runs = {name: run_model(settings, "base", ITEMS, retriever=manager.retriever, store=manager.store,
                             generator=ScriptedGenerator(reply), progress=False)
@@ -104,8 +105,9 @@ def test_the_gate_fails_a_worse_candidate_and_passes_an_equal_one(make_manager, 
     equal = gate(runs["baseline"].summary, runs["equal"].summary, config)
     assert equal["passed"] and equal["failed"] == []
     worse = gate_models(settings, runs["baseline"], runs["worse"], config)
-    assert not worse["passed"] and worse["failed"] == ["fallback_rate", "token_f1"]
-    assert worse["checks"][3]["why"] == "1.000 > 0.100 (baseline 0.000 + 0.1)"  # Mars: declined, not answered
+    assert not worse["passed"] and worse["failed"] == ["fallback_rate"]
+    # the baseline shows the article's own reset steps (a fallback); Mars is declined, not answered
+    assert worse["checks"][3]["why"] == "1.000 > 0.600 (baseline 0.500 + 0.1)"
     assert latest_result(settings, "latest-gate")["failed"] == worse["failed"]
     compared = compare_models(settings, runs["baseline"], runs["worse"])
     assert compared["deltas"]["fallback_rate"]["delta"] > 0 and compared["n"] == 3

@@ -99,11 +99,39 @@ def test_a_list_kept_once_even_when_its_introduction_is_kept_too():
     locked = chunk("Send it now, send it later or ship it: you have two options:\n"
                    "1. Wait and tap Send code again.\n2. Open the app and choose a new code.",
                    "accounts/locked", "Locked account")
-    evidence = EvidenceRanker([locked], keyword_embed).select("How do I send a code?",
-                                                              [hit("accounts/locked", "Locked account")])
+    no_step_bonus = EvidenceConfig(step_bonus=0.0)  # so the introduction scores level with the steps
+    evidence = EvidenceRanker([locked], keyword_embed, no_step_bonus).select(
+        "How do I send a code?", [hit("accounts/locked", "Locked account")])
     texts = [e.unit.text for e in evidence.items]
     assert len(texts) == len(set(texts)) == 3
     assert extract_answer(evidence) == ("1. Wait and tap Send code again.\n2. Open the app and choose a new code.", 1)
+
+
+def test_a_how_to_question_gets_the_procedure_not_the_sentence_that_names_the_task():
+    refund = chunk("You can send a refund from the app.\n\n"
+                   "1. Send it: tap Send and pick the refund.\n"
+                   "2. Confirm with your PIN.", "billing/send", "Customer payments", "Steps")
+    hits = [hit("billing/send", "Customer payments")]
+    question = "How do I send a refund?"
+    without = EvidenceRanker([refund], keyword_embed, EvidenceConfig(step_bonus=0.0)).select(question, hits)
+    assert extract_answer(without) == ("You can send a refund from the app.", 1)
+    evidence = EvidenceRanker([refund], keyword_embed).select(question, hits)
+    assert extract_answer(evidence) == ("1. Send it: tap Send and pick the refund.\n2. Confirm with your PIN.", 1)
+    assert evidence.procedure() == (["Send it: tap Send and pick the refund.", "Confirm with your PIN."], 1)
+    # Not asked how to: the sentence closest to the question still wins.
+    told = EvidenceRanker([refund], keyword_embed).select("Can you send a refund?", hits)
+    assert extract_answer(told) == ("You can send a refund from the app.", 1)
+
+
+def test_questions_that_ask_how_to_do_something_are_told_apart():
+    from assistant.dialogue.evidence import asks_how_to
+
+    for question in ["How do I factory reset the hub?", "how to cancel", "What are the steps to return an item?",
+                     "how can i turn off cookies", "Hi there. How should we set up the doorbell?"]:
+        assert asks_how_to(question), question
+    for question in ["How do I know if it shipped?", "how long does it take", "What is your return window?",
+                     "Can I share my subscription?", "Do you ship to Canada? I have a question on how you ship."]:
+        assert not asks_how_to(question), question
 
 
 def test_questions_that_ask_for_a_fact_are_told_apart():

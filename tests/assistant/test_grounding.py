@@ -32,6 +32,13 @@ def test_sentences_split_on_list_items_and_punctuation():
         "Do this.", "Then that!", "1. Open the app", "2. Tap Reset"]
 
 
+def test_times_and_abbreviations_do_not_end_a_sentence():
+    assert split_sentences("Live chat: every day, 7 a.m. to 11 p.m. ET, including weekends. Call 9 A.M. Monday. "
+                           "Bring an ID, e.g. Your passport.") == [
+        "Live chat: every day, 7 a.m. to 11 p.m. ET, including weekends.", "Call 9 A.M. Monday.",
+        "Bring an ID, e.g. Your passport."]
+
+
 REFUNDS = ("Refunds are issued within 14 days. Monthly plans are not refunded for partial months. "
            "We can only refund to the original card.")
 
