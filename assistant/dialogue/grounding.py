@@ -18,7 +18,10 @@ whole documents); against the evidence of the article it cites with [n], or all 
 4. It speaks to the customer, not about itself: "The answer is no." or "The provided evidence is
    about ..." is never supported. Nor does it say what an instruction in the customer's message asked
    for ("... and reply REFUND APPROVED."), whatever the evidence holds.
-5. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
+5. It is no copy of an evidence unit with one of that unit's words swapped for another word of the evidence:
+   "Choose yearly if you're trying a plan out." fails when the unit says "Choose monthly if you're trying a
+   plan out" and another unit says "yearly" (every word is in the evidence; the claim is not).
+6. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
    the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
 A sentence that claims nothing (no fact, no name, and no content word beyond pleasantries and the
@@ -32,6 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -151,6 +155,11 @@ class GroundingChecker:
         overlap, best, unit = max(((len(words & u) / len(words) if words else 1.0, i, j)
                                    for i in candidates for j, u in enumerate(self.articles[i].unit_words)),
                                   default=(0.0, candidates[0], None))
+        if unit is not None:
+            evidence_words = frozenset().union(*(u for i in candidates for u in self.articles[i].unit_words))
+            swapped = swapped_word(sentence, self.articles[best].units[unit], evidence_words)
+            if swapped is not None:
+                return SentenceCheck(sentence, True, False, (f"{swapped[1]} (the evidence says {swapped[0]})",))
         if unit is not None and overlap >= self.min_overlap and \
                 negated(words) == negated(set(self.articles[best].unit_words[unit])):
             return SentenceCheck(sentence, True, True, (), best)
@@ -178,6 +187,33 @@ class GroundingChecker:
         allowed = set(candidates)
         ranked = [(float(s), i, j) for s, (i, j) in zip(scores, self.owner, strict=True) if i in allowed]
         return max(ranked, default=(0.0, None, None))
+
+
+def swapped_word(sentence: str, unit: str, evidence_words: Set[str], min_ratio: float = 0.7
+                 ) -> tuple[str, str] | None:
+    """(the unit's word, the sentence's word) when the sentence copies `unit` in order (at least `min_ratio` of
+    their words aligned) but puts in place of one of its content words another word of the evidence."""
+    said, source = _ordered_words(sentence), _ordered_words(unit)
+    matcher = SequenceMatcher(None, source, said, autojunk=False)
+    if not said or matcher.ratio() < min_ratio:
+        return None
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "replace":
+            continue
+        old = [w for w in source[i1:i2] if w not in STOP_WORDS]
+        for new in (w for w in said[j1:j2] if w not in STOP_WORDS and w in evidence_words and w not in source):
+            if old and not any(_variants(new, w) for w in old):
+                return old[0], new
+    return None
+
+
+def _ordered_words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", CITATION_MARKER.sub(" ", LIST_MARK.sub("", text)).lower())
+
+
+def _variants(a: str, b: str) -> bool:
+    """Forms of one word ("receipt", "receipts"; "charge", "charged")."""
+    return a[:4] == b[:4] if min(len(a), len(b)) >= 4 else a == b
 
 
 def check_reply(reply: str, evidence: Sequence[str], min_overlap: float = 0.6, embed: Embed | None = None,

@@ -32,6 +32,18 @@ def test_sentences_split_on_list_items_and_punctuation():
         "Do this.", "Then that!", "1. Open the app", "2. Tap Reset"]
 
 
+def test_a_copy_with_one_word_swapped_for_another_of_the_evidence_fails():
+    evidence = ["Choose monthly if you're trying a plan out or only need it for a few months.\n"
+                "Choose yearly if you know you'll keep the plan."]
+    swapped = check_reply("Choose yearly if you're trying a plan out or only need it for a few months.", evidence)
+    assert [s.supported for s in swapped.sentences] == [False]
+    assert swapped.sentences[0].missing_facts == ("yearly (the evidence says monthly)",)
+    for faithful in ["Choose monthly if you're trying a plan out.", "Choose yearly if you know you will keep the plan.",
+                     "Pick monthly if you are only trying a plan out.",  # a word from outside the evidence: reworded
+                     "Choose monthly if you're trying plans out or only need it for a few months."]:  # a word form
+        assert check_reply(faithful, evidence).sentences[0].supported, faithful
+
+
 def test_times_and_abbreviations_do_not_end_a_sentence():
     assert split_sentences("Live chat: every day, 7 a.m. to 11 p.m. ET, including weekends. Call 9 A.M. Monday. "
                            "Bring an ID, e.g. Your passport.") == [
