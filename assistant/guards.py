@@ -168,17 +168,20 @@ def injection_markers(text: str) -> list[str]:
 
 
 _REQUESTED = re.compile(r"\b(?:say|reply|respond|answer|write|output|print|type|confirm|tell \w+(?: \w+)?)"
-                        r"(?:\s+with)?\s*[:\-]?\s*[\"“'‘]?([^\"”’'.!?\n]{2,80}?)\s*[\"”'’]?\s*(?:[.!?\n]|$)",
-                        re.IGNORECASE)
+                        r"(?:\s+with)?\s*(?P<opener>:\s*[\"“'‘]?|[\"“'‘])?\s*(?P<phrase>[^\"”’'.!?\n:]{2,80}?)\s*[\"”'’]?\s*"
+                        r"(?:[.!?\n]|$)", re.IGNORECASE)
 
 
 def requested_phrases(text: str) -> list[str]:
-    """What a message with instruction-like text asks the assistant to say ("... and reply REFUND APPROVED."),
-    lower-cased; nothing when the message holds no such text. A reply sentence holding one is never shown."""
+    """What a message with instruction-like text asks the assistant to say, lower-cased: a phrase after "say",
+    "reply", "tell every customer" ... that is quoted, follows a colon or is in capitals ("... and reply REFUND
+    APPROVED."). Nothing when the message holds no instruction-like text, and never a plain request ("ignore my
+    previous messages, can you tell me the return window?"). A reply sentence holding one is never shown."""
     if not injection_markers(text):
         return []
     joined = _joined(text.splitlines())[0]
-    return [" ".join(m.group(1).lower().split()) for m in _REQUESTED.finditer(joined) if m.group(1).strip()]
+    return [" ".join(m["phrase"].lower().split()) for m in _REQUESTED.finditer(joined)
+            if m["phrase"].strip() and (m["opener"] or m["phrase"].isupper())]
 
 
 WITHHELD = "[instruction-like text withheld]"
