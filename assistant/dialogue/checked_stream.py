@@ -8,12 +8,13 @@ reply early (the model is looping or has lost the evidence). Kept list items are
 steps come out as a markdown list even when some were held back. When the evidence is a procedure,
 the model's steps are held until its list is complete and shown only if they cover every step of
 the article in order; otherwise the article's own steps are shown (quoted, never half a procedure).
-Sentences the model writes before its steps follow them (the steps are what a "how do I" question
-asks for). When the question asks for a fact (a time window, a price) that the evidence states,
-sentences without one are held until a sentence with a fact of that kind is shown; when the draft
-never states one, the evidence sentence that does is quoted and the held sentences follow (a reply to
-"What is your return window?" never leaves out the 30 days); after a list the model wrote, the fact
-follows the list. A whole reply's worth of held sentences releases them at once.
+Sentences the model writes before its steps follow them (the steps are what a "how do I" question asks
+for); a reply holds one procedure, so a numbered step the model writes after it is dropped. When the
+question asks for a fact (a time window, a price) that the evidence states, sentences without one are
+held until a sentence with a fact of that kind is shown; when the draft never states one, the evidence
+sentence that does is quoted and the held sentences follow (a reply to "What is your return window?"
+never leaves out the 30 days); after a list the model wrote, the fact follows the list. A whole reply's
+worth of held sentences releases them at once.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class CheckedStream:
         self._unsupported_run = 0
         self._items = 0
         self._last_kind = ""
+        self._procedure_shown = False
 
     @property
     def done(self) -> bool:
@@ -183,6 +185,9 @@ class CheckedStream:
         if self.procedure and is_item:  # steps are released together, once the list is complete
             self._held_items.append((text, verdict))
             return
+        if self._procedure_shown and _NUMBERED.match(strip_citations(text)):  # one procedure a reply: a step of
+            self.report.removed += 1  # another article's procedure would continue its numbering as if it were its own
+            return
         if self.procedure and not self._held_items and not text.endswith(":"):  # the steps asked for come first
             yield from self._hold(text, verdict)
             return
@@ -248,6 +253,7 @@ class CheckedStream:
                 verdict = SentenceCheck(step, True, True, (), self.procedure_article)
                 yield from self._show(f"{n}. {step}", verdict)
         self.procedure = []
+        self._procedure_shown = True
         if self.fact is not None and any(self.fact.stated_in(shown) for shown, _ in self.report.shown):
             self.fact = None  # the steps state it
         if self.fact is None:

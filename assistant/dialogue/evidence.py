@@ -151,9 +151,10 @@ class EvidenceConfig:
     """Weight of the article's calibrated retrieval confidence added to each of its units' scores."""
     fact_bonus: float = 0.06
     """Added to units that state a checkable fact when the question asks for one ("how long", "how much")."""
-    step_bonus: float = 0.06
+    step_bonus: float = 0.12
     """Added to the steps of a procedure when the question asks how to do something ("How do I reset the hub?"):
-    the steps answer it, not the article's opening sentence that names the task."""
+    the steps answer it, not the article's opening sentence that names the task. Equal to the default
+    `ASSISTANT_EVIDENCE_MARGIN`, so a procedure kept beside the best unit wins."""
     article_margin: float = 0.04
     """A second article is kept only when its best unit scores within this of the best article's."""
     max_list_items: int = 10

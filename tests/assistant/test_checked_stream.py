@@ -132,6 +132,22 @@ def test_a_sentence_after_the_steps_that_repeats_one_of_them_is_dropped():
     assert text.count("Send reset link") == 1 and report.quoted == 2  # the model's one step was not the procedure
 
 
+def test_a_reply_holds_one_procedure_a_step_of_another_after_it_is_dropped():
+    steps = ["Open the Northwind Home app and tap Forgot password? on the sign-in screen.",
+             "Enter your email address and tap Send reset link."]
+    other = "Slide the doorbell back onto the plate until it clicks."  # a step of another article's procedure
+    checker = GroundingChecker([EVIDENCE, f"1. {other}"], contexts=["Reset your password", "Doorbell battery"])
+    stream = CheckedStream(checker, procedure=steps)
+    draft = ("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+             "2. Enter your email address and tap Send reset link.\n"
+             f"A reset link is valid for 60 minutes and can be used once.\n3. {other}\n- {other}")
+    text = "".join([*stream.feed(pieces(draft)), *stream.finish()])
+    assert text == ("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+                    "2. Enter your email address and tap Send reset link.\n\n"
+                    "A reset link is valid for 60 minutes and can be used once.")
+    assert stream.report.removed == 2  # the other step, and its repeat as a bullet
+
+
 def test_a_yes_with_nothing_of_its_own_is_checked_with_the_sentence_it_opens():
     assert released("Yes, you do. The reset link also works with Google Home.")[0] == ""
     assert released("No, it isn't. A reset link is valid for 60 minutes.")[0] == ""  # the polarity disagrees
