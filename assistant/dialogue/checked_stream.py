@@ -108,6 +108,7 @@ class CheckedStream:
         self._items = 0
         self._last_kind = ""
         self._procedure_shown = False
+        self._on_new_line = True  # whether the sentence being released starts a line (else it continues one)
 
     @property
     def done(self) -> bool:
@@ -122,9 +123,10 @@ class CheckedStream:
                 cut = _next_boundary(self._buffer)
                 if cut is None:
                     break
-                (_end, start), sentence = cut, self._buffer[: cut[0]]
-                self._buffer = self._buffer[start:]
+                (end, start), sentence = cut, self._buffer[: cut[0]]
+                separator, self._buffer = self._buffer[end:start], self._buffer[start:]
                 yield from self._release(sentence, complete=True)
+                self._on_new_line = "\n" in separator
             if self.done:
                 return
 
@@ -181,6 +183,10 @@ class CheckedStream:
         is_item = bool(LIST_MARK.match(strip_citations(text)))
         if is_item and not verdict.checkable:  # "1. Reset your password": a heading posing as a step
             self.report.removed += 1
+            return
+        if self.procedure and self._held_items and not is_item and not self._on_new_line:
+            held, held_verdict = self._held_items[-1]  # "4. Charge it. The light turns green.": one step
+            self._held_items[-1] = (f"{held} {text}", held_verdict)
             return
         if self.procedure and is_item:  # steps are released together, once the list is complete
             self._held_items.append((text, verdict))

@@ -148,6 +148,20 @@ def test_a_reply_holds_one_procedure_a_step_of_another_after_it_is_dropped():
     assert stream.report.removed == 2  # the other step, and its repeat as a bullet
 
 
+def test_a_sentence_that_continues_a_step_on_its_line_goes_with_that_step():
+    steps = ["Open the Northwind Home app and tap Forgot password? on the sign-in screen.",
+             "Enter your email address and tap Send reset link."]
+    link = "A reset link is valid for 60 minutes and can be used once."
+    replaced, report = released(f"1. Enter your email address and tap Send reset link. {link}\n", procedure=steps)
+    assert replaced == ("1. Open the Northwind Home app and tap Forgot password? on the sign-in screen.\n"
+                        "2. Enter your email address and tap Send reset link.")  # the model's step and its tail
+    assert report.quoted == 2
+    kept, _ = released(f"1. {steps[0]}\n2. {steps[1]} {link}", procedure=steps)
+    assert kept == f"1. {steps[0]}\n2. {steps[1]} {link}"  # the model's steps cover the procedure: shown whole
+    after, _ = released(f"1. Enter your email address and tap Send reset link.\n{link}", procedure=steps)
+    assert after.endswith(f"\n\n{link}")  # on a line of its own, it is a sentence of the reply
+
+
 def test_a_yes_with_nothing_of_its_own_is_checked_with_the_sentence_it_opens():
     assert released("Yes, you do. The reset link also works with Google Home.")[0] == ""
     assert released("No, it isn't. A reset link is valid for 60 minutes.")[0] == ""  # the polarity disagrees
