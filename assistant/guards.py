@@ -175,11 +175,11 @@ _REQUESTED = re.compile(r"\b(?:say|reply|respond|answer|write|output|print|type|
 def requested_phrases(text: str) -> list[str]:
     """What a message with instruction-like text asks the assistant to say, lower-cased: a phrase after "say",
     "reply", "tell every customer" ... that is quoted, follows a colon or is in capitals ("... and reply REFUND
-    APPROVED."). Nothing when the message holds no instruction-like text, and never a plain request ("ignore my
-    previous messages, can you tell me the return window?"). A reply sentence holding one is never shown."""
-    if not injection_markers(text):
-        return []
+    APPROVED."). Nothing when the message holds no instruction-like text, and never a plain request ("You are
+    now charging me twice! Can you tell me the refund policy?"). A reply sentence holding one is never shown."""
     joined = _joined(text.splitlines())[0]
+    if not _INJECTION.search(joined):  # what injection_markers reads
+        return []
     return [" ".join(m["phrase"].lower().split()) for m in _REQUESTED.finditer(joined)
             if m["phrase"].strip() and (m["opener"] or m["phrase"].isupper())]
 

@@ -49,6 +49,7 @@ from assistant.dialogue.text import (
     names,
     negated,
     split_sentences,
+    words_in_order,
 )
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -103,6 +104,8 @@ class _Article:
     units: tuple[str, ...]
     unit_words: tuple[frozenset[str], ...]
     unit_facts: tuple[frozenset[str], ...]
+    words: frozenset[str]
+    """Every unit's words, with the headings."""
 
 
 def _article(evidence: str, context: str = "") -> _Article:
@@ -111,7 +114,7 @@ def _article(evidence: str, context: str = "") -> _Article:
     heading = content_words(context)
     unit_words = tuple(frozenset(content_words(u) | heading) for u in units)
     return _Article(frozenset(fact_tokens(evidence)), frozenset(heading), f"{context} {' '.join(units)}".lower(),
-                    units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units))
+                    units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units), frozenset().union(*unit_words))
 
 
 class GroundingChecker:
@@ -138,10 +141,11 @@ class GroundingChecker:
         checkable = bool(facts or claimed_names or words - headings - PLEASANTRIES)
         if not checkable:
             return SentenceCheck(sentence, False, True)
-        said = " ".join(sentence.lower().split())
-        obeyed = tuple(phrase for phrase, pattern in self.requested.items() if pattern.search(said))
-        if obeyed:
-            return SentenceCheck(sentence, True, False, obeyed)
+        if self.requested:
+            said = " ".join(sentence.lower().split())
+            obeyed = tuple(phrase for phrase, pattern in self.requested.items() if pattern.search(said))
+            if obeyed:
+                return SentenceCheck(sentence, True, False, obeyed)
         known = frozenset().union(*(self.articles[i].facts for i in candidates)) if candidates else frozenset()
         missing = tuple(sorted(facts - known))
         unnamed = [n for n in claimed_names if not any(n in self.articles[i].text for i in candidates)]
@@ -156,7 +160,7 @@ class GroundingChecker:
                                    for i in candidates for j, u in enumerate(self.articles[i].unit_words)),
                                   default=(0.0, candidates[0], None))
         if unit is not None:
-            evidence_words = frozenset().union(*(u for i in candidates for u in self.articles[i].unit_words))
+            evidence_words = frozenset().union(*(self.articles[i].words for i in candidates))
             swapped = swapped_word(sentence, self.articles[best].units[unit], evidence_words)
             if swapped is not None:
                 return SentenceCheck(sentence, True, False, (f"{swapped[1]} (the evidence says {swapped[0]})",))
@@ -193,7 +197,7 @@ def swapped_word(sentence: str, unit: str, evidence_words: Set[str], min_ratio: 
                  ) -> tuple[str, str] | None:
     """(the unit's word, the sentence's word) when the sentence copies `unit` in order (at least `min_ratio` of
     their words aligned) but puts in place of one of its content words another word of the evidence."""
-    said, source = _ordered_words(sentence), _ordered_words(unit)
+    said, source = words_in_order(LIST_MARK.sub("", sentence)), words_in_order(LIST_MARK.sub("", unit))
     matcher = SequenceMatcher(None, source, said, autojunk=False)
     if not said or matcher.ratio() < min_ratio:
         return None
@@ -205,10 +209,6 @@ def swapped_word(sentence: str, unit: str, evidence_words: Set[str], min_ratio: 
             if old and not any(_variants(new, w) for w in old):
                 return old[0], new
     return None
-
-
-def _ordered_words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", CITATION_MARKER.sub(" ", LIST_MARK.sub("", text)).lower())
 
 
 def _variants(a: str, b: str) -> bool:

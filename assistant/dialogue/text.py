@@ -108,9 +108,14 @@ def strip_citations(text: str) -> str:
     return re.sub(r"[ \t]*" + CITATION_MARKER.pattern, "", text).strip()
 
 
+def words_in_order(text: str) -> list[str]:
+    """Lower-cased words of a text in order, citation markers left out."""
+    return _WORD.findall(CITATION_MARKER.sub(" ", text.lower()))
+
+
 def content_words(text: str) -> set[str]:
     """Lower-cased words of a text without stop words and citation markers."""
-    return {w for w in _WORD.findall(CITATION_MARKER.sub(" ", text.lower())) if w not in STOP_WORDS and len(w) > 1}
+    return {w for w in words_in_order(text) if w not in STOP_WORDS and len(w) > 1}
 
 
 def negated(words: set[str]) -> bool:
