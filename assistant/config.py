@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     abstain_on_unknown_names: bool = True
     """Abstain when the question names something ("Bitcoin", "Google Home") that no article ever mentions
     (chosen on the demo dev set: it catches 3 of its 13 near misses and no answerable question)."""
+    trust_model_decline: bool = False
+    """Abstain when the model says it does not know although the evidence passed the gates above. Off: the
+    evidence is quoted instead (chosen on the demo dev set with the shipped adapter: the model's "I don't have
+    that information" caught none of its 13 near misses, which the gates all catch, and declined 2 of its 34
+    answerable questions). A larger model's declines may deserve the trust."""
     min_evidence_score: float = Field(default=0.53, ge=-1.0, le=2.0)
     """Best evidence score (question-to-sentence cosine plus rank bonus) under which the turn abstains (dev-tuned)."""
     evidence_margin: float = Field(default=0.12, ge=0.0, le=1.0)

@@ -185,7 +185,9 @@ class DialogueManager:
         if report.fact_quoted:
             detail += "; the asked-for fact quoted from the evidence"
         if not report.has_fact:
-            declined = self._unmatched_terms(question, evidence) or replies.says_it_does_not_know(draft)
+            model_declined = replies.says_it_does_not_know(draft)
+            declined = self._unmatched_terms(question, evidence) or (self.settings.trust_model_decline
+                                                                     and model_declined)
             extract = None if declined else extract_answer(evidence)
             fact = stated_fact(evidence, question)  # None unless the question asks for a fact the evidence states
             if extract is not None and fact is not None and not fact_tokens(extract[0]):
@@ -201,7 +203,7 @@ class DialogueManager:
             turn.first_token(time.perf_counter())
             yield Token(addition)
             reply, numbers, fallback = reply + addition, [article], True
-            detail += "; extractive answer from the evidence"
+            detail += "; extractive answer from the evidence" + (" (the model declined)" if model_declined else "")
         outcome = CheckOutcome(report.before, 1.0 if fallback else report.after, fallback, report.removed,
                                evidence.summary(), draft)
         yield from self._finish(turn, reply, dataclasses.replace(decision, detail=detail), numbers=numbers,

@@ -194,9 +194,17 @@ def test_company_phone_numbers_in_replies_are_kept(make_manager):
     assert "555 123 4567" not in reply.content
 
 
-def test_models_own_i_dont_know_becomes_an_abstention(make_manager):
+def test_models_own_i_dont_know_is_answered_from_evidence_that_passed_the_gates(make_manager):
     manager = make_manager(reply="I'm sorry, I don't have that information in the sources.")
     result = final(manager, "Will a password reset sign me out?")  # no procedure answers it (one would be shown)
+    assert result.decision == "answer" and result.check.fallback and "human agent" not in result.text
+    assert "don't have that information" not in result.text and "(the model declined)" in result.reason_detail
+    assert result.text in {unit["text"] for unit in result.check.evidence}  # quoted as the article says it
+
+
+def test_models_own_i_dont_know_becomes_an_abstention_when_trusted(make_manager):
+    manager = make_manager(reply="I'm sorry, I don't have that information in the sources.", trust_model_decline=True)
+    result = final(manager, "Will a password reset sign me out?")
     assert result.decision == "abstain" and "human agent" in result.text
 
 
