@@ -56,6 +56,13 @@ class Unit:
         return bool(fact_tokens(self.text))
 
     @property
+    def fragment(self) -> bool:
+        """A bullet that is no sentence and states no fact of its own ("Liquid damage", "Visa"): it means something
+        only in its list ("Canada: CA$34.99" stands alone)."""
+        return (self.kind == "item" and bool(self.group) and not self.facts
+                and not re.search(r"[.!?]$", self.text.strip()))
+
+    @property
     def context_text(self) -> str:
         """What is embedded: the unit read with its article title and section."""
         heading = f"{self.title} — {self.section}" if self.section else self.title
@@ -365,8 +372,9 @@ class EvidenceRanker:
             if u.group and u.group in groups:
                 continue
             kept.append((rank, u, scores[i]))
-            # a step stands in its procedure, "paid with:" in its list: keep the whole list once, in order
-            group = u.group if u.kind == "step" else self._list_after(u)
+            # a step stands in its procedure, "paid with:" or a bullet that is no sentence ("Liquid damage") in its
+            # list: keep the whole list once, in order
+            group = u.group if u.kind == "step" or u.fragment else self._list_after(u)
             if group and group not in groups:
                 members = [v for v in self.units(u.doc_id) if v.group == group]
                 if len(members) <= cfg.max_list_items:
@@ -462,8 +470,9 @@ def _with_context(question: str, history: Sequence[Mapping[str, str]], turns: in
 
 
 def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float = 0.05) -> tuple[str, int] | None:
-    """(text, article number) quoted from the best evidence: its whole procedure when the best unit is a step,
-    else the best unit and, when nearly as good, the next one of the same article. None without evidence."""
+    """(text, article number) quoted from the best evidence: its whole procedure when the best unit is a step, its
+    list when a bullet fragment, else the best unit and, when nearly as good, the next one of the same article.
+    None without evidence."""
     if not evidence:
         return None
     top = max(evidence.items, key=lambda e: e.score)
@@ -471,6 +480,10 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
     if top.unit.kind == "step" and top.unit.group:
         steps = [e.unit.text for e in same if e.unit.group == top.unit.group]
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1)), top.article
+    if top.unit.fragment:  # "Liquid damage" answers with its list, under the list's heading
+        items = [e.unit.text for e in same if e.unit.group == top.unit.group]
+        lead = f"{top.unit.section}:\n" if top.unit.section else ""
+        return lead + "\n".join(f"- {text}" for text in items), top.article
     if top.unit.text.endswith(":"):
         following = [e.unit.text for e in same if e.unit.order > top.unit.order and e.unit.group]
         group = next((e.unit.group for e in same if e.unit.order > top.unit.order and e.unit.group), "")

@@ -175,3 +175,16 @@ def test_an_article_a_retrieved_one_refers_to_joins_the_evidence_and_outranks_th
     assert ranker.reference(ranker.units("billing/returns")[0]) is None
     screen = chunk('If you see "Refunds" on the screen, tap it.', "billing/screen", "Screens")
     assert EvidenceRanker([screen, REFUNDS], keyword_embed).reference(units_of_chunk(screen)[0]) is None
+
+
+def test_a_bullet_that_is_no_sentence_brings_its_list_under_its_heading():
+    exclusions = chunk("- Refund abuse\n- Liquid damage\n- Bitcoin payments\n\nRefunds take 5 business days.",
+                       "returns/warranty", "Warranty claims", "What isn't covered")
+    hits = [hit("returns/warranty", "Warranty claims")]
+    evidence = EvidenceRanker([exclusions], keyword_embed).select("Is refund abuse covered?", hits)
+    assert [e.unit.text for e in evidence.items][:3] == ["Refund abuse", "Liquid damage", "Bitcoin payments"]
+    assert extract_answer(evidence) == ("What isn't covered:\n- Refund abuse\n- Liquid damage\n- Bitcoin payments", 1)
+    # A bullet that is a sentence, or states a fact of its own, stands alone.
+    prices = chunk("- Refund by card: $5 fee\n- Bitcoin refunds are not offered.", "billing/fees", "Fees", "Fees")
+    alone = EvidenceRanker([prices], keyword_embed).select("What is the refund fee?", [hit("billing/fees", "Fees")])
+    assert extract_answer(alone) == ("Refund by card: $5 fee.", 1)
