@@ -80,7 +80,7 @@ def test_concurrent_turns_get_their_own_replies_and_cancel_stops_one(backends):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=300)  # a loaded machine decodes three streams slowly
     assert [together[i] for i in range(len(PROMPTS))] == alone
     cancel = threading.Event()
     pieces = []
