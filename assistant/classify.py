@@ -2,11 +2,8 @@
 
 A classifier folder holds `card.json`, `head.safetensors` (a linear layer over mean-pooled sentence
 vectors) and, when the encoder was fine-tuned, `encoder/` (a transformers model folder); a classifier
-on frozen embeddings reads the base embedder named in its card. A fine-tuned classifier whose card has a
-`probe_share` above 0 also keeps the linear probe it started from (`probe_weight`, `probe_bias` in the head
-file, over the base embedder's vectors): its probabilities are that share of the probe's plus the rest of
-the fine-tuned model's. A text whose best probability is below the card's threshold is `oos` (out of
-scope), with probability 1 - that best probability.
+on frozen embeddings reads the base embedder named in its card. A text whose best probability is
+below the card's threshold is `oos` (out of scope), with probability 1 - that best probability.
 """
 
 from __future__ import annotations
@@ -86,22 +83,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def mix(fine_tuned: np.ndarray, probe: np.ndarray, probe_share: float) -> np.ndarray:
-    """The probabilities of a fine-tuned model and of its frozen linear probe, `probe_share` of the latter."""
-    return fine_tuned if probe_share <= 0 else (1.0 - probe_share) * fine_tuned + probe_share * probe
-
-
-class LinearProbe:
-    """A linear head over the frozen base embedder's vectors: the probe a fine-tuned classifier started from."""
-
-    def __init__(self, encoder: TextEncoder, weight: np.ndarray, bias: np.ndarray) -> None:
-        self.encoder, self.weight, self.bias = encoder, weight.astype(np.float32), bias.astype(np.float32)
-
-    def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """Probability of every label for each text."""
-        return softmax(self.encoder.encode(list(texts), batch_size) @ self.weight.T + self.bias)
-
-
 def decide(probabilities: np.ndarray, labels: Sequence[str], threshold: float) -> list[tuple[str, float]]:
     """(label, probability) per row: the most probable label, or `oos` when its probability is below `threshold`."""
     best = probabilities.argmax(axis=1)
@@ -116,28 +97,18 @@ class IntentClassifier:
     """A saved classifier: `predict(texts) -> [(label, probability)]`."""
 
     def __init__(self, encoder: TextEncoder, weight: np.ndarray, bias: np.ndarray, labels: Sequence[str],
-                 threshold: float = 0.0, card: dict[str, Any] | None = None, *, probe: LinearProbe | None = None,
-                 probe_share: float = 0.0) -> None:
-        heads = [("head", encoder, weight, bias)] + ([("probe", probe.encoder, probe.weight, probe.bias)]
-                                                     if probe is not None else [])
-        for name, head_encoder, head_weight, head_bias in heads:
-            if head_weight.shape != (len(labels), head_encoder.dimension) or head_bias.shape != (len(labels),):
-                raise ClassifierError(f"the {name} ({head_weight.shape}) does not fit {len(labels)} labels and "
-                                      f"{head_encoder.dimension}-dimensional vectors: {RETRAIN}")
-        if probe_share > 0 and probe is None:
-            raise ClassifierError(f"a probe share of {probe_share} needs the probe's head: {RETRAIN}")
+                 threshold: float = 0.0, card: dict[str, Any] | None = None) -> None:
+        if weight.shape != (len(labels), encoder.dimension) or bias.shape != (len(labels),):
+            raise ClassifierError(f"the head ({weight.shape}) does not fit {len(labels)} labels and "
+                                  f"{encoder.dimension}-dimensional vectors: {RETRAIN}")
         self.encoder, self.weight, self.bias = encoder, weight.astype(np.float32), bias.astype(np.float32)
         self.labels, self.threshold, self.card = list(labels), float(threshold), card or {}
-        self.probe, self.probe_share = probe, float(probe_share)
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Probability of every label (columns in `labels` order) for each text."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        own = softmax(self.encoder.encode(list(texts), batch_size) @ self.weight.T + self.bias)
-        if self.probe is None or self.probe_share <= 0:
-            return own
-        return mix(own, self.probe.probabilities(texts, batch_size), self.probe_share)
+        return softmax(self.encoder.encode(list(texts), batch_size) @ self.weight.T + self.bias)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[tuple[str, float]]:
         """(label, probability) for each text, in order; below the threshold the label is `oos`."""
@@ -158,30 +129,24 @@ class IntentClassifier:
             card = read_card(path)
             config = card["config"]
             labels, threshold = list(config["labels"]), float(config["threshold"])
-            probe_share = float(config.get("probe_share") or 0.0)
             head = load_file(str(path / HEAD_FILE))
             weight, bias = head["weight"], head["bias"]
-            probe_head = (head["probe_weight"], head["probe_bias"]) if probe_share > 0 else None
         except Exception as err:  # a truncated or foreign file fails in many ways (safetensors has its own error)
             raise ClassifierError(f"classifier {path} is damaged ({type(err).__name__}: {err}): {RETRAIN}") from err
         if card.get("kind") != "classifier":
             raise ClassifierError(f"{path} holds a {card.get('kind')!r}, not a classifier: {RETRAIN}")
-        options = {"max_length": int(config.get("max_length", 64)), "normalize": bool(config.get("normalize", True))}
-        encoder = TextEncoder(_encoder_path(path, card), **options)
-        probe = LinearProbe(TextEncoder(_base_path(path, card), **options), *probe_head) if probe_head else None
-        return cls(encoder, weight, bias, labels, threshold, card, probe=probe, probe_share=probe_share)
+        encoder = TextEncoder(_encoder_path(path, card), max_length=int(config.get("max_length", 64)),
+                              normalize=bool(config.get("normalize", True)))
+        return cls(encoder, weight, bias, labels, threshold, card)
 
 
 def _encoder_path(path: Path, card: dict[str, Any]) -> Path:
     """The fine-tuned encoder inside the folder, else the base embedder the card names (same weights)."""
-    return path / ENCODER_DIR if (path / ENCODER_DIR).is_dir() else _base_path(path, card)
-
-
-def _base_path(path: Path, card: dict[str, Any]) -> Path:
-    """The base embedder the card names, where it is installed with the same weights."""
     from knowledge.artifacts import sha256_file
     from knowledge.embedder import default_embedder_path
 
+    if (path / ENCODER_DIR).is_dir():
+        return path / ENCODER_DIR
     base = card.get("base") or {}
     for candidate in (Path(base.get("path", "")), default_embedder_path()):
         weights = candidate / "model.safetensors"

@@ -4,9 +4,7 @@ the baseline, logistic regression on frozen MiniLM embeddings (`assistant train 
 - Banking77: fit on `train.csv`, score on `test.csv` (77 intents, no out-of-scope texts).
 - CLINC150: fit on `train` + `oos_train`, score on `val` + `oos_val` (150 intents and `oos`).
 Both models hold out the same stratified 10% dev split, which sets each one's out-of-scope threshold
-(the highest costing at most 1 point of in-scope dev accuracy) and, for ours, the share of its frozen
-linear probe's probabilities mixed into the fine-tuned model's (`probe_share`, 0 with `--probe-share 0`:
-the fine-tuned model alone); the figures are `assistant eval intents`
+(the highest costing at most 1 point of in-scope dev accuracy); the figures are `assistant eval intents`
 figures with that threshold, `argmax` the same without it. Training time is wall time on this machine,
 with the threads used and the load average beside it (a shared machine trains slower).
 
@@ -64,7 +62,6 @@ def measure(train: Path, test: Path, target: Path, config, label_column: str) ->
     best = [label for label, _ in decide(probabilities, classifier.labels, 0.0)]
     argmax = intent_metrics(gold, best)
     return {**figures, "argmax": {key: argmax[key] for key in HEADLINE}, "threshold": classifier.threshold,
-            "probe_share": card["config"]["probe_share"], "dev_argmax_accuracy": card["metrics"]["dev_argmax_accuracy"],
             "train_s": card["metrics"]["train_s"], "best_epoch": card["metrics"]["best_epoch"],
             "predict_texts_per_s": len(items) / predict_s, "load_average_at_start": load,
             "_gold": gold, "_predicted": predicted, "_argmax": best}
@@ -101,8 +98,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["banking77", "clinc150"], help="run one data set")
     parser.add_argument("--epochs", type=int, default=None, help="most fine-tuning epochs (default: the config's)")
-    parser.add_argument("--probe-share", type=float, default=None,
-                        help="share of the frozen probe in ours (default: chosen on the dev split)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (1 is faster when others share)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding banking77/ and clinc150/")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -122,8 +117,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = {"epochs": args.epochs, "probe_share": args.probe_share}
-    ours_config = ClassifierConfig(**{key: value for key, value in overrides.items() if value is not None})
+    ours_config = ClassifierConfig() if args.epochs is None else ClassifierConfig(epochs=args.epochs)
     configs = {"ours": ours_config, "baseline": dataclasses.replace(ours_config, frozen=True)}
     result: dict = {"baseline": "frozen MiniLM + logistic regression", "threads": torch.get_num_threads(),
                     "cpus": os.cpu_count(), "ours_config": dataclasses.asdict(ours_config)}
@@ -146,7 +140,7 @@ def main() -> None:
         return
     for name in wanted:
         print(f"{name}  (ours: fine-tuned; baseline: {result['baseline']})")
-        for key in (*HEADLINE, "threshold", "probe_share", "train_s"):
+        for key in (*HEADLINE, "threshold", "train_s"):
             row = [result[name][kind][key] for kind in configs]
             print(f"  {key:>18}: " + "  ".join("     -" if v is None else f"{v:6.3f}" if isinstance(v, float)
                                                else f"{v:6}" for v in row))

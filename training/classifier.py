@@ -5,10 +5,7 @@ Two ways to fit, the same saved format (`assistant.classify` loads both):
 - default: that first, then the encoder and that head fine-tuned together (AdamW, warm-up then linear
   decay, a few epochs, early stop on the dev split's accuracy). Starting from a fitted head rather than
   a random one ("linear probe, then fine-tune") keeps the early steps from tearing up the pretrained
-  features: on Banking77 it is what lifts fine-tuning past the frozen baseline. The probe is kept and a
-  share of its probabilities mixed into the fine-tuned model's, that share chosen on the dev split (the
-  two err on different texts; Banking77 argmax, 1 thread: dev 0.944 fine-tuned, 0.943 probe, 0.950 with
-  0.65 of the probe; test 0.937 -> 0.938). Predicting then runs both encoders.
+  features: on Banking77 it is what lifts fine-tuning past the frozen baseline.
 
 A stratified share of the data (10% by default, fixed seed) is held out as the dev split: it stops
 training and sets the out-of-scope threshold (a best probability below it means `oos`): the highest one
@@ -30,17 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.classify import (
-    ENCODER_DIR,
-    HEAD_FILE,
-    OOS,
-    IntentClassifier,
-    LinearProbe,
-    TextEncoder,
-    decide,
-    mix,
-    softmax,
-)
+from assistant.classify import ENCODER_DIR, HEAD_FILE, OOS, IntentClassifier, TextEncoder
 from assistant.evaluation.intents import intent_metrics, read_intents
 from training.records import TrainingDataError
 
@@ -79,13 +66,6 @@ class ClassifierConfig:
     seed: int = 0
     max_in_scope_loss: float = 0.01
     """The threshold may cost at most this much in-scope dev accuracy."""
-    probe_share: float | None = None
-    """Share of the frozen linear probe's probabilities in a fine-tuned classifier's (0: the fine-tuned model
-    alone); None: the one of `PROBE_SHARES` with the best dev accuracy."""
-
-
-PROBE_SHARES = tuple(i / 20 for i in range(21))
-"""Probe shares tried on the dev split: 0, 0.05, …, 1."""
 
 
 def stratified_split(labels: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -125,23 +105,6 @@ def choose_threshold(probabilities: np.ndarray, gold: Sequence[str], labels: Seq
     index = int(np.flatnonzero(accuracy >= accuracy[0] - max_in_scope_loss - 1e-12)[-1])
     # any threshold in (previous score, this score] rejects the same dev texts: take the middle
     return float((candidates[index - 1] + candidates[index]) / 2 if index else 0.0), rule
-
-
-def choose_probe_share(fine_tuned: np.ndarray, probe: np.ndarray, targets: np.ndarray,
-                       shares: Sequence[float] = PROBE_SHARES) -> tuple[float, str]:
-    """The share of the probe's probabilities with the best dev accuracy (ties: the lower dev log-loss, then
-    the smaller share), and that rule in words; 0 without dev texts."""
-    rule = f"best dev accuracy of the shares {shares[0]:g} to {shares[-1]:g} (ties: lower dev log-loss)"
-    if not len(targets):
-        return 0.0, "no dev split: the fine-tuned model alone"
-    rows = np.arange(len(targets))
-    scores = []
-    for share in shares:
-        mixed = mix(fine_tuned, probe, share)
-        log_loss = -np.log(mixed[rows, targets] + 1e-12).mean()
-        scores.append(((mixed.argmax(axis=1) == targets).mean(), round(float(log_loss), 6)))  # rounded: float noise
-    best = min(range(len(shares)), key=lambda i: (-scores[i][0], scores[i][1], shares[i]))
-    return float(shares[best]), rule
 
 
 def fit_frozen(encoder: TextEncoder, texts: Sequence[str], targets: np.ndarray, n_labels: int,
@@ -262,29 +225,16 @@ def train_classifier(data: Path, target: Path, config: ClassifierConfig = Classi
     base = Path(base or default_embedder_path())
     encoder = TextEncoder(base, max_length=config.max_length)
     weight, bias = fit_frozen(encoder, train_texts, targets[train], len(labels), config)
-    dev_probabilities = softmax(encoder.encode(dev_texts) @ weight.T + bias)
-    argmax = {"probe": _accuracy(dev_probabilities, targets[dev])}
-    best_epoch, probe, probe_share, probe_rule = 0, None, 0.0, "frozen: the probe alone"
+    best_epoch = 0
     if not config.frozen:
-        probe_head, probe_dev = (weight, bias), dev_probabilities
         weight, bias, best_epoch = fine_tune(encoder, train_texts, targets[train], (weight, bias),
                                              (dev_texts, targets[dev]), config)
-        dev_probabilities = softmax(encoder.encode(dev_texts) @ weight.T + bias)
-        argmax["fine_tuned"] = _accuracy(dev_probabilities, targets[dev])
-        probe_share, probe_rule = (choose_probe_share(dev_probabilities, probe_dev, targets[dev])
-                                   if config.probe_share is None else (config.probe_share, "set in the config"))
-        dev_probabilities = mix(dev_probabilities, probe_dev, probe_share)
-        argmax["mixed"] = _accuracy(dev_probabilities, targets[dev])
-        log.info("probe share %.2f (%s): dev accuracy %s", probe_share, probe_rule, argmax)
-        if probe_share > 0:  # the encoder was tuned in place: the probe reads the base embedder again
-            probe = LinearProbe(TextEncoder(base, max_length=config.max_length), *probe_head)
-    classifier = IntentClassifier(encoder, weight, bias, labels, probe=probe, probe_share=probe_share)
+    classifier = IntentClassifier(encoder, weight, bias, labels)
     dev_gold = [gold[i] for i in dev]
-    threshold, rule = choose_threshold(dev_probabilities, dev_gold, labels, config.max_in_scope_loss) if dev \
-        else (0.0, "no dev split: nothing rejected")
+    threshold, rule = choose_threshold(classifier.probabilities(dev_texts), dev_gold, labels,
+                                       config.max_in_scope_loss) if dev else (0.0, "no dev split: nothing rejected")
     classifier.threshold = threshold
-    predicted = [label for label, _ in decide(dev_probabilities, labels, threshold)]
-    dev_metrics = intent_metrics(dev_gold, predicted) if dev else {}
+    dev_metrics = intent_metrics(dev_gold, [label for label, _ in classifier.predict(dev_texts)]) if dev else {}
     dev_metrics.pop("labels", None)
     train_s = time.perf_counter() - started
 
@@ -293,20 +243,14 @@ def train_classifier(data: Path, target: Path, config: ClassifierConfig = Classi
                     data=[{"path": str(Path(data).resolve()), "sha256": sha256_file(Path(data)), "rows": len(pairs)}],
                     config={**asdict(config), "normalize": encoder.normalize, "pooling": "mean",
                             "text_column": text_column, "label_column": label_column, "threshold": threshold,
-                            "threshold_rule": rule, "probe_share": probe_share, "probe_share_rule": probe_rule,
-                            "labels": labels, "encoder": "base" if config.frozen else ENCODER_DIR},
-                    metrics={"dev": dev_metrics, "dev_argmax_accuracy": argmax, "train_texts": len(train),
-                             "dev_texts": len(dev),
+                            "threshold_rule": rule, "labels": labels,
+                            "encoder": "base" if config.frozen else ENCODER_DIR},
+                    metrics={"dev": dev_metrics, "train_texts": len(train), "dev_texts": len(dev),
                              "best_epoch": best_epoch, "train_s": round(train_s, 1), "threads": _threads()})
     save_classifier(target, classifier, card, fine_tuned=not config.frozen)
     log.info("saved %s: dev accuracy %s, threshold %.3f, %.0f s", target, dev_metrics.get("accuracy"), threshold,
              train_s)
     return card
-
-
-def _accuracy(probabilities: np.ndarray, targets: np.ndarray) -> float | None:
-    """Share of rows whose most probable label is the target (None without rows)."""
-    return float((probabilities.argmax(axis=1) == targets).mean()) if len(targets) else None
 
 
 def _threads() -> int:
@@ -316,17 +260,13 @@ def _threads() -> int:
 
 
 def save_classifier(target: Path, classifier: IntentClassifier, card: dict[str, Any], *, fine_tuned: bool) -> None:
-    """Write the head (and the probe's, when a share of it is mixed in), the encoder when it was fine-tuned,
-    and the card, atomically into `target`."""
+    """Write the head, the encoder when it was fine-tuned, and the card, atomically into `target`."""
     from safetensors.numpy import save_file
 
     from knowledge.artifacts import atomic_directory, write_card
 
-    tensors = {"weight": classifier.weight, "bias": classifier.bias}
-    if classifier.probe is not None and classifier.probe_share > 0:
-        tensors.update(probe_weight=classifier.probe.weight, probe_bias=classifier.probe.bias)
     with atomic_directory(target) as tmp:
-        save_file(tensors, str(tmp / HEAD_FILE))
+        save_file({"weight": classifier.weight, "bias": classifier.bias}, str(tmp / HEAD_FILE))
         if fine_tuned:
             classifier.encoder.model.save_pretrained(tmp / ENCODER_DIR)
             classifier.encoder.tokenizer.save_pretrained(tmp / ENCODER_DIR)

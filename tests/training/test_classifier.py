@@ -8,19 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.classify import IntentClassifier, TextEncoder, softmax
+from assistant.classify import IntentClassifier
 from knowledge.artifacts import read_card
 from tests.conftest import SHARED_DATA
 from tests.helpers import INTENT_EXAMPLES, unavailable, write_intents
 from tests.test_cli import assistant
-from training.classifier import (
-    PROBE_SHARES,
-    ClassifierConfig,
-    choose_probe_share,
-    choose_threshold,
-    stratified_split,
-    train_classifier,
-)
+from training.classifier import ClassifierConfig, choose_threshold, stratified_split, train_classifier
 from training.records import TrainingDataError
 
 TEXTS = ["I want a refund for my order", "where is my parcel", "I forgot my password again"]
@@ -50,18 +43,6 @@ def test_threshold_is_the_highest_within_the_in_scope_budget():
     assert 0.0 < choose_threshold(probabilities[:3], gold[:3], labels, 0.01)[0] <= 0.5
 
 
-def test_probe_share_is_the_best_dev_accuracy_and_ties_go_to_the_lower_log_loss():
-    targets = np.array([0, 1, 0])
-    fine_tuned = np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])  # right on the first text only
-    probe = np.array([[0.45, 0.55], [0.2, 0.8], [0.9, 0.1]])  # right on the last two
-    share, rule = choose_probe_share(fine_tuned, probe, targets, shares=(0.0, 0.5, 0.75, 1.0))
-    # 0.5 and 0.75 get all three right (1 misses the first, 0 the last two); 0.75 has the lower log-loss
-    assert share == 0.75 and "ties: lower dev log-loss" in rule
-    assert choose_probe_share(fine_tuned, fine_tuned, targets)[0] == 0.0  # nothing to gain: the smallest share
-    assert choose_probe_share(fine_tuned[:0], probe[:0], targets[:0])[0] == 0.0
-    assert PROBE_SHARES[0] == 0.0 and PROBE_SHARES[-1] == 1.0
-
-
 def check_card(card: dict, data: Path, rows: int, fine_tuned: bool) -> None:
     assert card["kind"] == "classifier" and card["name"] == "clf"
     assert set(card) >= {"name", "kind", "created_at", "package_version", "base", "data", "config", "metrics"}
@@ -72,11 +53,6 @@ def check_card(card: dict, data: Path, rows: int, fine_tuned: bool) -> None:
     assert config["labels"] == sorted(INTENT_EXAMPLES) and config["frozen"] is not fine_tuned
     assert 0.0 <= config["threshold"] < 1.0 and config["threshold_rule"]
     assert config["encoder"] == ("encoder" if fine_tuned else "base")
-    assert 0.0 <= config["probe_share"] <= 1.0 and config["probe_share_rule"]
-    heads = {"probe", "fine_tuned", "mixed"} if fine_tuned else {"probe"}
-    assert set(card["metrics"]["dev_argmax_accuracy"]) == heads
-    if not fine_tuned:
-        assert config["probe_share"] == 0.0
     dev = card["metrics"]["dev"]
     assert list(dev) == ["n", "accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision"]
     assert dev["n"] == 4 and card["metrics"]["train_texts"] == rows - 4
@@ -100,33 +76,7 @@ def test_fine_tuned_classifier_saves_its_encoder_and_predicts_after_reload(tmp_p
     check_card(card, data, 40, fine_tuned=True)
     assert card == read_card(target)
     assert 0 <= card["metrics"]["best_epoch"] <= 2
-    assert card["config"]["probe_share"] in PROBE_SHARES and "best dev accuracy" in card["config"]["probe_share_rule"]
     assert [label for label, _ in IntentClassifier.load(target).predict(TEXTS)] == ["refund", "shipping", "password"]
-
-
-@pytest.mark.parametrize("share", [0.5, 0.0])
-def test_a_probe_share_mixes_the_frozen_probe_into_the_fine_tuned_probabilities(tmp_path: Path, share: float):
-    from safetensors.numpy import load_file
-
-    data = write_intents(tmp_path / "intents.jsonl")
-    target = tmp_path / "clf"
-    # no dev split: the epoch is kept (with one, a probe this good on 4 dev texts is never beaten)
-    card = train_classifier(data, target, ClassifierConfig(epochs=1, batch_size=8, probe_share=share, dev_fraction=0.0))
-    assert card["config"]["probe_share"] == share and card["config"]["probe_share_rule"] == "set in the config"
-    head = load_file(str(target / "head.safetensors"))
-    assert set(head) == ({"weight", "bias", "probe_weight", "probe_bias"} if share else {"weight", "bias"})
-    classifier = IntentClassifier.load(target)
-    assert classifier.probe_share == share and (classifier.probe is not None) == bool(share)
-    fine_tuned = softmax(TextEncoder(target / "encoder").encode(TEXTS) @ head["weight"].T + head["bias"])
-    expected = fine_tuned
-    if share:
-        assert classifier.probe.encoder.path == Path(card["base"]["path"])  # the original embedder, not the tuned one
-        probe = softmax(TextEncoder(Path(card["base"]["path"])).encode(TEXTS) @ head["probe_weight"].T
-                        + head["probe_bias"])
-        assert not np.allclose(probe, fine_tuned, atol=1e-3)
-        expected = (1 - share) * fine_tuned + share * probe
-    np.testing.assert_allclose(classifier.probabilities(TEXTS), expected, atol=1e-5)
-    assert [label for label, _ in classifier.predict(TEXTS)] == ["refund", "shipping", "password"]
 
 
 def test_one_label_is_an_error_that_says_what_to_add(tmp_path: Path):
