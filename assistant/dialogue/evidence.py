@@ -106,6 +106,8 @@ class EvidenceSet:
     items: list[Evidence] = field(default_factory=list)
     articles: list[Hit] = field(default_factory=list)
     best_score: float = 0.0
+    whole_lists: frozenset[str] = frozenset()
+    """Groups of the lists and procedures kept whole."""
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -166,6 +168,10 @@ class EvidenceConfig:
     """A second article is kept only when its best unit scores within this of the best article's."""
     max_list_items: int = 10
     """A list longer than this is not expanded whole."""
+    item_lead: float = 0.1
+    """A bullet fragment leading the rest of its list by more than this is what the question asks about ("Is
+    liquid damage covered?": 0.90 against 0.66) and stands alone; else the question is about the list ("What
+    isn't covered?": 0.77 against 0.69) and gets it whole."""
     reference_penalty: float = 0.12
     """Taken off a unit that sends the reader to another article ('If it keeps going offline, see "Device shows
     as offline"'): that article joins the candidates, and what it says should win over the pointer to it."""
@@ -372,9 +378,12 @@ class EvidenceRanker:
             if u.group and u.group in groups:
                 continue
             kept.append((rank, u, scores[i]))
-            # a step stands in its procedure, "paid with:" or a bullet that is no sentence ("Liquid damage") in its
-            # list: keep the whole list once, in order
-            group = u.group if u.kind == "step" or u.fragment else self._list_after(u)
+            # a step stands in its procedure, "paid with:" or a bullet that is no sentence ("Liquid damage") and
+            # not the one asked about in its list: keep the whole list once, in order
+            asked_about = u.fragment and scores[i] - max(
+                (scores[j] for j, (_, v) in enumerate(candidates) if v.group == u.group and v is not u),
+                default=-1.0) > cfg.item_lead
+            group = u.group if u.kind == "step" or (u.fragment and not asked_about) else self._list_after(u)
             if group and group not in groups:
                 members = [v for v in self.units(u.doc_id) if v.group == group]
                 if len(members) <= cfg.max_list_items:
@@ -384,7 +393,7 @@ class EvidenceRanker:
         articles = [by_doc[d] for d in docs]
         number = {d: n for n, d in enumerate(docs, start=1)}
         items = [Evidence(u, score, number[u.doc_id]) for _, u, score in kept]
-        return EvidenceSet(items, articles, best)
+        return EvidenceSet(items, articles, best, frozenset(groups))
 
 
     def reference(self, unit: Unit) -> str | None:
@@ -480,10 +489,12 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
     if top.unit.kind == "step" and top.unit.group:
         steps = [e.unit.text for e in same if e.unit.group == top.unit.group]
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1)), top.article
-    if top.unit.fragment:  # "Liquid damage" answers with its list, under the list's heading
+    if top.unit.fragment:  # "Liquid damage" is read under its list's heading: the whole list when it was kept
         items = [e.unit.text for e in same if e.unit.group == top.unit.group]
-        lead = f"{top.unit.section}:\n" if top.unit.section else ""
-        return lead + "\n".join(f"- {text}" for text in items), top.article
+        heading = top.unit.section or top.unit.title
+        if top.unit.group in evidence.whole_lists:
+            return f"{heading}:\n" + "\n".join(f"- {text}" for text in items), top.article
+        return f"{heading}: {_as_sentence(top.unit.text)}", top.article
     if top.unit.text.endswith(":"):
         following = [e.unit.text for e in same if e.unit.order > top.unit.order and e.unit.group]
         group = next((e.unit.group for e in same if e.unit.order > top.unit.order and e.unit.group), "")
