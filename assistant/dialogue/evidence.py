@@ -502,6 +502,9 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
         if following and items:
             return top.unit.text + "\n" + "\n".join(f"- {text}" for text in items), top.article
     chosen = sorted((e for e in same if e.unit.kind != "step"), key=lambda e: -e.score)
+    # a companion from another section reads as a non sequitur unless it brings a fact ("You have time to fix it.
+    # Not enough funds or credit available.")
+    chosen = [e for e in chosen if e is top or e.unit.section == top.unit.section or e.unit.facts]
     chosen = [e for e in chosen[:max_sentences] if e is top or e.score >= top.score - close]
     chosen.sort(key=lambda e: e.unit.order)
     return " ".join(_as_sentence(e.unit.text) for e in chosen), top.article

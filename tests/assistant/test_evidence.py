@@ -195,3 +195,17 @@ def test_a_bullet_that_is_no_sentence_brings_its_list_unless_the_question_asks_a
     prices = chunk("- Refund by card: $5 fee\n- Bitcoin refunds are not offered.", "billing/fees", "Fees", "Fees")
     alone = EvidenceRanker([prices], keyword_embed).select("What is the refund fee?", [hit("billing/fees", "Fees")])
     assert extract_answer(alone) == ("Refund by card: $5 fee.", 1)
+
+
+def test_the_extract_takes_a_companion_from_another_section_only_when_it_brings_a_fact():
+    doc, title = "billing/send", "Customer payments"
+    intro = chunk("You can send a refund at any time.", doc, title, "", position=0)
+    reasons = chunk("- Send refund requests the bank refused again.", doc, title, "Common reasons", position=1)
+    limits = chunk("Send a refund over $500 and it needs a second approval.", doc, title, "Limits", position=2)
+    hits = [hit(doc, title)]
+    question = "Can I send a refund?"
+    plain = EvidenceRanker([intro, reasons], keyword_embed).select(question, hits)
+    assert len(plain.items) == 2 and extract_answer(plain) == ("You can send a refund at any time.", 1)
+    with_fact = EvidenceRanker([intro, limits], keyword_embed).select(question, hits)
+    assert extract_answer(with_fact) == (
+        "You can send a refund at any time. Send a refund over $500 and it needs a second approval.", 1)
