@@ -361,6 +361,9 @@ def train_classifier(
     frozen: Annotated[bool, typer.Option(
         "--frozen", help="Logistic regression on frozen embeddings (minutes) instead of fine-tuning.")] = False,
     epochs: Annotated[int | None, typer.Option(min=1, help="Most fine-tuning epochs (early stop on dev).")] = None,
+    refit: Annotated[bool, typer.Option(
+        help="After dev has chosen the epochs and threshold, fine-tune again on all texts (about twice the time).")
+    ] = True,
     max_in_scope_loss: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="In-scope dev accuracy the out-of-scope threshold may cost.")] = None,
     threads: Annotated[int | None, typer.Option(
@@ -379,7 +382,7 @@ def train_classifier(
     settings = _settings()
     if threads or settings.threads:
         torch.set_num_threads(threads or settings.threads)
-    overrides = {"frozen": frozen, "epochs": epochs, "max_in_scope_loss": max_in_scope_loss}
+    overrides = {"frozen": frozen, "epochs": epochs, "refit": refit, "max_in_scope_loss": max_in_scope_loss}
     config = dataclasses.replace(ClassifierConfig(), **{k: v for k, v in overrides.items() if v is not None})
     target = settings.artifact_path("classifier", out)
     try:

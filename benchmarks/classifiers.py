@@ -98,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["banking77", "clinc150"], help="run one data set")
     parser.add_argument("--epochs", type=int, default=None, help="most fine-tuning epochs (default: the config's)")
+    parser.add_argument("--no-refit", action="store_true", help="save the dev-split model (no refit on all texts)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (1 is faster when others share)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding banking77/ and clinc150/")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -117,7 +118,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    ours_config = ClassifierConfig() if args.epochs is None else ClassifierConfig(epochs=args.epochs)
+    ours_config = ClassifierConfig(refit=not args.no_refit)
+    if args.epochs is not None:
+        ours_config = dataclasses.replace(ours_config, epochs=args.epochs)
     configs = {"ours": ours_config, "baseline": dataclasses.replace(ours_config, frozen=True)}
     result: dict = {"baseline": "frozen MiniLM + logistic regression", "threads": torch.get_num_threads(),
                     "cpus": os.cpu_count(), "ours_config": dataclasses.asdict(ours_config)}

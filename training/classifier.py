@@ -10,7 +10,10 @@ Two ways to fit, the same saved format (`assistant.classify` loads both):
 A stratified share of the data (10% by default, fixed seed) is held out as the dev split: it stops
 training and sets the out-of-scope threshold (a best probability below it means `oos`): the highest one
 that costs at most `max_in_scope_loss` (1 point) of in-scope dev accuracy. Examples labelled `oos` in
-the data are a class of their own as well.
+the data are a class of their own as well. Then, by default, the fine-tuned model is fitted afresh on all the
+texts (dev included) for the number of epochs the dev split chose, and that model is saved with the dev
+split's threshold ("refit"): on Banking77 it lifts test accuracy from 0.937 to 0.940 for twice the time.
+The card's dev figures are those of the model before the refit (the only honest ones).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +69,9 @@ class ClassifierConfig:
     seed: int = 0
     max_in_scope_loss: float = 0.01
     """The threshold may cost at most this much in-scope dev accuracy."""
+    refit: bool = True
+    """After the dev split has chosen the epochs and the threshold, fine-tune afresh on all the texts for that
+    many epochs and save that model (with the threshold the dev split chose)."""
 
 
 def stratified_split(labels: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -148,7 +154,8 @@ def fine_tune(encoder: TextEncoder, texts: Sequence[str], targets: np.ndarray, h
     order = torch.Generator().manual_seed(config.seed)
     best_accuracy, best_epoch, previous, stale = _dev_accuracy(encoder, head, dev), 0, -1.0, 0
     best_state = copy.deepcopy((encoder.model.state_dict(), head.state_dict()))
-    log.info("frozen encoder: dev accuracy %.4f", best_accuracy)
+    if len(dev[0]):
+        log.info("frozen encoder: dev accuracy %.4f", best_accuracy)
     for epoch in range(1, config.epochs + 1):
         encoder.model.train()
         batches = _length_batches(texts, config.batch_size, order)
@@ -162,7 +169,8 @@ def fine_tune(encoder: TextEncoder, texts: Sequence[str], targets: np.ndarray, h
             optimizer.zero_grad(set_to_none=True)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         accuracy = _dev_accuracy(encoder, head, dev)
-        log.info("epoch %d: last loss %.3f, dev accuracy %.4f", epoch, loss.item(), accuracy)
+        log.info("epoch %d: last loss %.3f%s", epoch, loss.item(),
+                 f", dev accuracy {accuracy:.4f}" if len(dev[0]) else "")
         if accuracy > best_accuracy or not len(dev[0]):  # no dev split: every epoch runs, the last is kept
             best_accuracy, best_epoch = accuracy, epoch
             best_state = copy.deepcopy((encoder.model.state_dict(), head.state_dict()))
@@ -236,6 +244,16 @@ def train_classifier(data: Path, target: Path, config: ClassifierConfig = Classi
     classifier.threshold = threshold
     dev_metrics = intent_metrics(dev_gold, [label for label, _ in classifier.predict(dev_texts)]) if dev else {}
     dev_metrics.pop("labels", None)
+    refit_texts = 0
+    if config.refit and best_epoch and dev:
+        # the dev split has done its work (epochs, threshold, figures): its texts now teach the saved model too
+        log.info("refitting on all %d texts for %d epoch(s)", len(texts), best_epoch)
+        encoder = TextEncoder(base, max_length=config.max_length)
+        head = fit_frozen(encoder, texts, targets, len(labels), config)
+        weight, bias, _ = fine_tune(encoder, texts, targets, head, ([], targets[:0]),
+                                    replace(config, epochs=best_epoch))
+        classifier = IntentClassifier(encoder, weight, bias, labels, threshold)
+        refit_texts = len(texts)
     train_s = time.perf_counter() - started
 
     card = new_card(target.name, "classifier",
@@ -246,7 +264,8 @@ def train_classifier(data: Path, target: Path, config: ClassifierConfig = Classi
                             "threshold_rule": rule, "labels": labels,
                             "encoder": "base" if config.frozen else ENCODER_DIR},
                     metrics={"dev": dev_metrics, "train_texts": len(train), "dev_texts": len(dev),
-                             "best_epoch": best_epoch, "train_s": round(train_s, 1), "threads": _threads()})
+                             "best_epoch": best_epoch, "refit_texts": refit_texts, "train_s": round(train_s, 1),
+                             "threads": _threads()})
     save_classifier(target, classifier, card, fine_tuned=not config.frozen)
     log.info("saved %s: dev accuracy %s, threshold %.3f, %.0f s", target, dev_metrics.get("accuracy"), threshold,
              train_s)

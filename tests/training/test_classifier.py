@@ -3,6 +3,7 @@
 import csv
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,25 @@ def test_fine_tuned_classifier_saves_its_encoder_and_predicts_after_reload(tmp_p
     check_card(card, data, 40, fine_tuned=True)
     assert card == read_card(target)
     assert 0 <= card["metrics"]["best_epoch"] <= 2
+    assert card["metrics"]["refit_texts"] == (40 if card["metrics"]["best_epoch"] else 0)
     assert [label for label, _ in IntentClassifier.load(target).predict(TEXTS)] == ["refund", "shipping", "password"]
+
+
+def test_refit_trains_the_saved_model_on_the_dev_texts_too_and_keeps_the_dev_threshold(tmp_path: Path):
+    data = write_intents(tmp_path / "intents.jsonl")
+    # a probe regularised to nothing leaves the fine-tuning epoch something to beat on dev (else no refit)
+    config = ClassifierConfig(epochs=1, batch_size=8, regularization=1e-6, head_learning_rate=0.05)
+    refit = train_classifier(data, tmp_path / "refit", config)
+    kept = train_classifier(data, tmp_path / "kept", replace(config, refit=False))
+    assert refit["metrics"]["best_epoch"] == kept["metrics"]["best_epoch"] == 1
+    assert (refit["metrics"]["refit_texts"], kept["metrics"]["refit_texts"]) == (40, 0)
+    # the dev split chose the same threshold and figures; the saved weights differ (they saw 4 more texts)
+    assert refit["config"]["threshold"] == kept["config"]["threshold"]
+    assert refit["metrics"]["dev"] == kept["metrics"]["dev"]
+    a, b = IntentClassifier.load(tmp_path / "refit"), IntentClassifier.load(tmp_path / "kept")
+    assert a.threshold == refit["config"]["threshold"]
+    assert not np.allclose(a.weight, b.weight)
+    assert [label for label, _ in a.predict(TEXTS)] == ["refund", "shipping", "password"]
 
 
 def test_one_label_is_an_error_that_says_what_to_add(tmp_path: Path):
