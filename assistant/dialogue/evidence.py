@@ -77,13 +77,21 @@ class AskedFact:
     article: int
     """Number of its article in the prompt (1-based)."""
     kind: str = "number"
-    """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money) or
-    `number` (a time, count or other figure)."""
+    """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money),
+    `number` (a time, count or other figure) or `name` (what the question names: "Can I pay with Discover?")."""
+    names: tuple[str, ...] = ()
+    """For `name`: the question's names that the evidence states (lower-cased)."""
 
     def stated_in(self, text: str) -> bool:
-        """True when `text` states a fact of the asked kind."""
+        """True when `text` states a fact of the asked kind (for `name`: says one of the names)."""
+        if self.kind == "name":
+            return any(_says(text, name) for name in self.names)
         return any(_fact_kind(fact) == self.kind or (self.kind == "number" and _fact_kind(fact) == "price")
                    for fact in fact_tokens(text))
+
+
+def _says(text: str, name: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
 
 
 def _fact_kind(fact: str) -> str:
@@ -513,9 +521,10 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
 def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     """The best evidence unit that states the kind of fact the question asks for: a number, price or time ("What
     is your return window?": "You have 30 days ..."), or a link, e-mail address or phone number when it asks for
-    one of those. None when the question asks for no fact or no unit states one."""
+    one of those; for any other question but a how-to, what it names ("Can I pay with Discover?"), when the
+    evidence says it. None when the question asks for no fact or no unit states one."""
     if not asks_for_fact(question):
-        return None
+        return None if asks_how_to(question) else named_fact(evidence, question)
     kind = "contact" if _CONTACT_QUESTION.search(question) else "price" if _PRICE_QUESTION.search(question) \
         else "number"
     stating = [e for e in evidence.items if not e.unit.text.endswith(":") and
@@ -524,6 +533,23 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
         return None
     best = max(stating, key=lambda e: e.score)
     return AskedFact(_as_sentence(best.unit.text), best.article, kind)
+
+
+def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
+    """The best evidence sentence that says what the question names ("Can I pay with Discover?": "Plus and Premium
+    plans can be paid with a card (Visa, Mastercard, American Express, Discover) or PayPal."): an answer that never
+    says "Discover" answers something else. A bullet fragment is read under its heading ("Store orders: Discover.")
+    when no sentence says it. None when the question names nothing the evidence says."""
+    asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
+    wanted = sorted(names(asked))
+    saying = [(sum(_says(e.unit.text, n) for n in wanted), e) for e in evidence.items if not e.unit.text.endswith(":")]
+    saying = [(count, e) for count, e in saying if count]
+    if not saying:
+        return None
+    _, best = max(saying, key=lambda pair: (not pair[1].unit.fragment, pair[0], pair[1].score))
+    said = tuple(n for n in wanted if any(_says(e.unit.text, n) for _, e in saying))
+    text = best.unit.text if not best.unit.fragment else f"{best.unit.section or best.unit.title}: {best.unit.text}"
+    return AskedFact(_as_sentence(text), best.article, "name", said)
 
 
 def _as_sentence(text: str) -> str:

@@ -190,7 +190,8 @@ class DialogueManager:
                                                                      and model_declined)
             extract = None if declined else extract_answer(evidence)
             fact = stated_fact(evidence, question)  # None unless the question asks for a fact the evidence states
-            if extract is not None and fact is not None and not fact_tokens(extract[0]):
+            if extract is not None and fact is not None and \
+                    not (fact.stated_in(extract[0]) if fact.kind == "name" else fact_tokens(extract[0])):
                 extract = fact.sentence, fact.article
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")

@@ -107,6 +107,19 @@ def test_a_sentence_without_the_fact_waits_for_the_one_that_states_it():
     assert not report.fact_quoted and report.quoted == 0
 
 
+def test_a_reply_that_never_says_what_the_question_names_is_led_by_the_evidence_that_does():
+    # "Can I return it if it was opened?" names nothing; "Is a Northwind device I opened returnable?" does
+    named = AskedFact("You can return most Northwind devices bought from our online store, opened or unopened.", 1,
+                      "name", ("northwind",))
+    text, report = returns_stream("You have 30 days from the delivery date to start a return.", fact=named)
+    assert text == ("You can return most Northwind devices bought from our online store, opened or unopened. "
+                    "You have 30 days from the delivery date to start a return.")
+    assert report.fact_quoted and report.quoted == 1
+    said, report = returns_stream("You can return most Northwind devices bought from our online store, opened or "
+                                  "unopened.", fact=named)
+    assert not report.fact_quoted and said.startswith("You can return most Northwind devices")
+
+
 def test_without_a_fact_to_ask_for_sentences_come_in_the_drafts_order():
     draft = "The delivery date is the one shown in your tracking, not the date you placed the order."
     text, report = returns_stream(draft, fact=None)

@@ -165,6 +165,28 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     assert stated_fact(evidence, "If I return it, do I pay the shipping fee?") is None  # a yes or no
 
 
+def test_a_question_that_names_something_the_evidence_says_asks_for_the_sentence_that_says_it():
+    from assistant.dialogue.evidence import AskedFact, stated_fact
+
+    methods = chunk("You can send a refund by card or by bank transfer.\nRefunds to PayPal are sent the same day.\n"
+                    "Bitcoin refunds are not offered for Discover orders.", "billing/refunds", "Refunds", "Methods")
+    listed = chunk("- Visa\n- Discover\n- PayPal", "billing/cards", "Cards", "Store orders", position=1)
+    hits = [hit("billing/refunds", "Refunds"), hit("billing/cards", "Cards")]
+    evidence = EvidenceRanker([methods, listed], keyword_embed, EvidenceConfig(margin=1.0, article_margin=1.0)
+                              ).select("refund", hits)
+    paypal = stated_fact(evidence, "Can I get my refund on PayPal?")
+    assert paypal == AskedFact("Refunds to PayPal are sent the same day.", 1, "name", ("paypal",))
+    assert paypal.stated_in("PayPal refunds arrive the same day.") and not paypal.stated_in("Cards take a week.")
+    # a sentence that says it wins over a bullet that only names it; the bullet alone is read under its heading
+    assert stated_fact(evidence, "Do you take Discover?").sentence == (
+        "Bitcoin refunds are not offered for Discover orders.")
+    assert stated_fact(evidence, "Do you take Visa?") == AskedFact("Store orders: Visa.", 2, "name", ("visa",))
+    assert stated_fact(evidence, "Can I pay with Bitcoin?").kind == "name"
+    assert stated_fact(evidence, "Can I pay with Alipay?") is None  # the evidence never says it
+    assert stated_fact(evidence, "How do I get a refund on PayPal?") is None  # a how-to: the steps answer it
+    assert stated_fact(evidence, "can i get a refund?") is None  # it names nothing
+
+
 def test_an_article_a_retrieved_one_refers_to_joins_the_evidence_and_outranks_the_pointer():
     pointer = chunk('Refunds need a return first. If the refund is late, see "Refunds".', "billing/returns", "Returns")
     ranker = EvidenceRanker([pointer, REFUNDS], keyword_embed, EvidenceConfig(article_margin=0.0))
