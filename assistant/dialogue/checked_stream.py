@@ -13,8 +13,9 @@ for); a reply holds one procedure, so a numbered step the model writes after it 
 question asks for a fact (a time window, a price) that the evidence states, sentences without one are
 held until a sentence with a fact of that kind is shown; when the draft never states one, the evidence
 sentence that does is quoted and the held sentences follow (a reply to "What is your return window?"
-never leaves out the 30 days); after a list the model wrote, the fact follows the list. A whole reply's
-worth of held sentences releases them at once.
+never leaves out the 30 days); after a list the model wrote, the fact follows the list. A question that
+names something the evidence says is handled the same way: the reply to "Can I pay with Discover?" says
+"Discover". A whole reply's worth of held sentences releases them at once.
 """
 
 from __future__ import annotations
