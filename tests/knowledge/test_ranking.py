@@ -122,6 +122,14 @@ def test_a_new_topic_is_searched_alone_and_a_follow_up_with_the_conversation():
     assert "refunds" in [h.doc_id for h in staying.search(new_topic, history=refunds, k=3)]  # the old topic lingers
     assert "refunds" not in [h.doc_id for h in switching.search(new_topic, history=refunds, k=3)]
     assert switching.search("is it free?", history=refunds, k=1)[0].doc_id == "refunds"  # refers back: stays
+    # the conversational query can match the earlier turns' article best only because it holds those turns: the
+    # message alone does not find it among its candidates (one chunk per ranking here)
+    twice = [*refunds, {"role": "user", "content": "Do refunds reach my card in ten business days?"},
+             {"role": "assistant", "content": "Yes."}]
+    narrow = {margin: Retriever(index, HashEmbedder(), RetrieverConfig(candidates=1, topic_switch_margin=margin))
+              for margin in (0.0, None)}
+    assert narrow[None].search("What are your shipping costs?", history=twice, k=1)[0].doc_id == "refunds"
+    assert narrow[0.0].search("What are your shipping costs?", history=twice, k=1)[0].doc_id == "shipping"
     ashley = [{"role": "user", "content": "Tell me about the Ashley Hotel"},
               {"role": "assistant", "content": "It is a 2 star hotel in the north."}]
     assert switching.search("Is there WiFi in the rooms?", history=ashley, k=1)[0].doc_id == "ashley:faq:wifi"
