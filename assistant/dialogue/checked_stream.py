@@ -27,11 +27,19 @@ from typing import Protocol
 
 from assistant.dialogue.evidence import AskedFact
 from assistant.dialogue.grounding import SentenceCheck, is_bare_answer
-from assistant.dialogue.text import CITATION_MARKER, LIST_MARK, content_words, fact_tokens, strip_citations
+from assistant.dialogue.text import (
+    CITATION_MARKER,
+    LIST_MARK,
+    content_words,
+    fact_tokens,
+    negated,
+    strip_citations,
+)
 
 # A sentence ends at . ! ? before a capital, a digit, a quote or a list mark ("tap Forgot password? on the
 # sign-in screen" goes on), or at a line break.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=[A-Z0-9\"'(\[*-])|\n+")
+_YES = re.compile(r"yes\b[,.!]?\s*", re.IGNORECASE)
 _ONLY_NUMBER = re.compile(r"^\s*\d{1,2}[.)]?\s*$")
 _NUMBERED = re.compile(r"^\s*\d{1,2}[.)]\s+")
 _BULLET = re.compile(r"^\s*[-*+]\s+")
@@ -161,6 +169,7 @@ class CheckedStream:
             return
         if self._pending_answer:
             text, self._pending_answer = f"{self._pending_answer} {LIST_MARK.sub('', text)}", ""
+        text = without_contradicted_yes(text)
         words = content_words(LIST_MARK.sub("", text))
         if words and any(_similar(words, seen) for seen in self._seen):
             self.report.removed += 1
@@ -288,6 +297,17 @@ class CheckedStream:
         sep = "" if first else ("\n\n" if self._last_kind == "item" else " ")
         self._last_kind = "prose"
         return sep + body
+
+
+def without_contradicted_yes(text: str) -> str:
+    """The sentence without its opening "Yes" when the rest negates ("Yes, Apple Pay and Google Pay can be used for
+    store orders only, not for subscriptions." to "Is Apple Pay accepted for Protect plans?"): the check reads the
+    claim, never whether the question's answer is yes, so a "Yes" before a negation may say the opposite of it."""
+    opening = _YES.match(text)
+    if not opening or not negated(set(re.findall(r"[a-z']+", text[opening.end():].lower()))):
+        return text
+    rest = text[opening.end():]
+    return rest[:1].upper() + rest[1:]
 
 
 def _covers_in_order(items: Sequence[str], steps: Sequence[str], min_share: float = 0.5) -> bool:

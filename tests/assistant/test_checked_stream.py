@@ -180,6 +180,17 @@ def test_a_yes_with_nothing_of_its_own_is_checked_with_the_sentence_it_opens():
     assert released("No, it isn't. A reset link is valid for 60 minutes.")[0] == ""  # the polarity disagrees
 
 
+def test_a_yes_before_a_negation_is_dropped_and_the_claim_stands_on_its_own():
+    once = "Yes, a reset link can't be used more than once."
+    evidence = "A reset link is valid for 60 minutes. A reset link can't be used more than once."
+    stream = CheckedStream(GroundingChecker([evidence], contexts=["Reset your password"]))
+    assert "".join([*stream.feed(pieces(once)), *stream.finish()]) == "A reset link can't be used more than once."
+    stream = CheckedStream(GroundingChecker([evidence], contexts=["Reset your password"]))
+    assert "".join([*stream.feed(pieces("Yes. A" + once[6:])), *stream.finish()]) == (
+        "A reset link can't be used more than once.")  # a bare "Yes." joined to it too
+    assert released("Yes, a reset link is valid for 60 minutes.")[0] == "Yes, a reset link is valid for 60 minutes."
+
+
 def test_held_sentences_that_passed_are_shown_after_the_fact_even_when_the_draft_went_off_the_evidence():
     text, report = returns_stream("You can return most Northwind devices bought from our online store. Your return "
                                   "is on time if you create the return in the returns portal within the window. "
