@@ -61,10 +61,26 @@ def citations(numbers: Sequence[int], hits: Sequence[Hit], snippet_chars: int = 
     out = []
     for n in numbers:
         hit = hits[n - 1]
-        text = " ".join((evidence[n - 1] if n <= len(evidence) and evidence[n - 1] else hit.text).split())
+        text = (_as_prose(evidence[n - 1]) if n <= len(evidence) and evidence[n - 1] else " ".join(hit.text.split()))
         snippet = text if len(text) <= snippet_chars else text[:snippet_chars].rsplit(" ", 1)[0] + "…"
         out.append({"n": n, "doc_id": hit.doc_id, "title": hit.title, "source": hit.source, "snippet": snippet})
     return out
+
+
+def _as_prose(lines: str) -> str:
+    """Evidence lines as one paragraph: a run of list fragments joined by commas and closed with a full stop
+    ("Visa, Discover, Apple Pay. Apple Pay and Google Pay can be used for store orders only, ...")."""
+    out = ""
+    for line in (" ".join(raw.split()) for raw in lines.splitlines()):
+        if not line:
+            continue
+        if out and not _ENDED.search(out):
+            out += "," if not _ENDED.search(line) else "."
+        out = f"{out} {line}".strip()
+    return out if not out or _ENDED.search(out) else f"{out}."
+
+
+_ENDED = re.compile(r"[.!?:;]$")
 
 
 def abuse_reply(company: str) -> str:
