@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if not __package__:  # run as a file: `training` is the project's package, not benchmarks/training.py
-    sys.path[0] = str(ROOT)
 sys.path.insert(0, str(ROOT))  # the `training` package, not benchmarks/training.py beside this script
 log = logging.getLogger("benchmarks.adapter")
 FIGURES = ("answer_rate", "abstention", "groundedness", "fallback_rate", "fact_recall", "wrong_fact_rate",

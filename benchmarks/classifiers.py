@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if not __package__:  # run as a file: `training` is the project's package, not benchmarks/training.py
-    sys.path[0] = str(ROOT)
+sys.path.insert(0, str(ROOT))  # the `training` package, not benchmarks/training.py beside this script
 DATA = ROOT.parent / "shared" / "data"
 HEADLINE = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision")
 log = logging.getLogger("benchmarks.classifiers")

@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if not __package__:  # run as a file: `training` is the project's package, not benchmarks/training.py
-    sys.path[0] = str(ROOT)
 sys.path.insert(0, str(ROOT))
 log = logging.getLogger("benchmarks.training")
 

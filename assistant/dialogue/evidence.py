@@ -63,6 +63,11 @@ class Unit:
                 and not re.search(r"[.!?]$", self.text.strip()))
 
     @property
+    def under_heading(self) -> str:
+        """A fragment read under its section heading ("What isn't covered: Liquid damage."); else the text."""
+        return f"{self.section or self.title}: {_as_sentence(self.text)}" if self.fragment else self.text
+
+    @property
     def context_text(self) -> str:
         """What is embedded: the unit read with its article title and section."""
         heading = f"{self.title} — {self.section}" if self.section else self.title
@@ -499,10 +504,10 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1)), top.article
     if top.unit.fragment:  # "Liquid damage" is read under its list's heading: the whole list when it was kept
         items = [e.unit.text for e in same if e.unit.group == top.unit.group]
-        heading = top.unit.section or top.unit.title
         if top.unit.group in evidence.whole_lists:
+            heading = top.unit.section or top.unit.title
             return f"{heading}:\n" + "\n".join(f"- {text}" for text in items), top.article
-        return f"{heading}: {_as_sentence(top.unit.text)}", top.article
+        return top.unit.under_heading, top.article
     if top.unit.text.endswith(":"):
         following = [e.unit.text for e in same if e.unit.order > top.unit.order and e.unit.group]
         group = next((e.unit.group for e in same if e.unit.order > top.unit.order and e.unit.group), "")
@@ -542,14 +547,13 @@ def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     when no sentence says it. None when the question names nothing the evidence says."""
     asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
     wanted = sorted(names(asked))
-    saying = [(sum(_says(e.unit.text, n) for n in wanted), e) for e in evidence.items if not e.unit.text.endswith(":")]
-    saying = [(count, e) for count, e in saying if count]
+    saying = [(e, said) for e in evidence.items if not e.unit.text.endswith(":")
+              if (said := {n for n in wanted if _says(e.unit.text, n)})]
     if not saying:
         return None
-    _, best = max(saying, key=lambda pair: (not pair[1].unit.fragment, pair[0], pair[1].score))
-    said = tuple(n for n in wanted if any(_says(e.unit.text, n) for _, e in saying))
-    text = best.unit.text if not best.unit.fragment else f"{best.unit.section or best.unit.title}: {best.unit.text}"
-    return AskedFact(_as_sentence(text), best.article, "name", said)
+    best, _ = max(saying, key=lambda pair: (not pair[0].unit.fragment, len(pair[1]), pair[0].score))
+    said = tuple(n for n in wanted if any(n in names_said for _, names_said in saying))
+    return AskedFact(_as_sentence(best.unit.under_heading), best.article, "name", said)
 
 
 def _as_sentence(text: str) -> str:
