@@ -82,8 +82,9 @@ class AskedFact:
     article: int
     """Number of its article in the prompt (1-based)."""
     kind: str = "number"
-    """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money),
-    `number` (a time, count or other figure) or `name` (what the question names: "Can I pay with Discover?")."""
+    """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money, or a
+    percentage of one), `number` (a time, count or other figure) or `name` (what the question names: "Can I pay
+    with Discover?")."""
     names: tuple[str, ...] = ()
     """For `name`: the question's names that the evidence states (lower-cased)."""
 
@@ -92,6 +93,7 @@ class AskedFact:
         if self.kind == "name":
             return any(_says(text, name) for name in self.names)
         return any(_fact_kind(fact) == self.kind or (self.kind == "number" and _fact_kind(fact) == "price")
+                   or (self.kind == "price" and fact.endswith("%"))  # "How much is the fee?": "15% of the price"
                    for fact in fact_tokens(text))
 
 
@@ -141,6 +143,14 @@ class EvidenceSet:
         if top.unit.kind != "step" or not top.unit.group:
             return [], 0
         return [e.unit.text for e in self.of_article(top.article) if e.unit.group == top.unit.group], top.article
+
+    def unit_headings(self) -> list[list[str]]:
+        """Per article, the title and section of each line of its `texts()` (what a unit's negation is read under)."""
+        def heading(unit: Unit) -> str:
+            text = " ".join(filter(None, (unit.title, unit.section)))
+            return "" if injection_markers(text) else text
+
+        return [[heading(e.unit) for e in self.of_article(n)] for n in range(1, len(self.articles) + 1)]
 
     def contexts(self) -> list[str]:
         """One line per article: its title and the sections its evidence comes from (what the check may read)."""

@@ -22,7 +22,10 @@ whole documents); against the evidence of the article it cites with [n], or all 
    "Choose yearly if you're trying a plan out." fails when the unit says "Choose monthly if you're trying a
    plan out" and another unit says "yearly" (every word is in the evidence; the claim is not).
 6. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
-   the evidence unit it overlaps most, and a sentence without one needs none there. A leading "Yes" or
+   the evidence unit it overlaps most, and a sentence without one needs none there. The unit is read with
+   its own heading (title and section) when the sentence uses that heading's words: "Accidental damage is
+   covered." fails under "What isn't covered", "Accidental damage and drops." passes, and "The restocking
+   fee is 15%." passes although another section of the article is "When there's no fee". A leading "Yes" or
    "No" is part of the sentence it opens; a bare "Yes." or "No." is checked with the sentence after it.
 A sentence that claims nothing (no fact, no name, and no content word beyond pleasantries and the
 words of an article's title and sections, such as "Happy to help!") is not counted; any other short
@@ -106,15 +109,32 @@ class _Article:
     unit_facts: tuple[frozenset[str], ...]
     words: frozenset[str]
     """Every unit's words, with the headings."""
+    unit_polarity: tuple[tuple[frozenset[str], frozenset[str]], ...]
+    """(own words, own heading's words) of every unit: what its negation is read from (see `negated_unit`)."""
+
+    def negated_unit(self, unit: int, words: Set[str]) -> bool:
+        """Whether the unit negates what a sentence with `words` says: its own words, with its heading's when
+        the sentence uses them (a fragment under "What isn't covered" negates "... is covered", not "Liquid
+        damage")."""
+        own, heading = self.unit_polarity[unit]
+        uses_heading = any(not negated({w}) for w in words & heading)
+        return negated(own | heading if uses_heading else own)
 
 
-def _article(evidence: str, context: str = "") -> _Article:
-    units = tuple(sentence for line in evidence.splitlines() if line.strip() and not line.lstrip().startswith("#")
-                  for sentence in split_sentences(LIST_MARK.sub("", line).replace("**", "").strip()))
+def _article(evidence: str, context: str = "", unit_headings: Sequence[str] = ()) -> _Article:
+    """`unit_headings`: the title and section of each line of `evidence` (then a unit's negation is read under its
+    own section only); without them every unit is read under the whole `context`."""
+    lines = [line for line in evidence.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    line_headings = list(unit_headings) if len(unit_headings) == len(lines) else [context] * len(lines)
+    pairs = [(sentence, line_heading) for line, line_heading in zip(lines, line_headings, strict=True)
+             for sentence in split_sentences(LIST_MARK.sub("", line).replace("**", "").strip())]
+    units = tuple(sentence for sentence, _ in pairs)
     heading = content_words(context)
     unit_words = tuple(frozenset(content_words(u) | heading) for u in units)
+    polarity = tuple((frozenset(content_words(u)), frozenset(content_words(h))) for u, h in pairs)
     return _Article(frozenset(fact_tokens(evidence)), frozenset(heading), f"{context} {' '.join(units)}".lower(),
-                    units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units), frozenset().union(*unit_words))
+                    units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units), frozenset().union(*unit_words),
+                    polarity)
 
 
 class GroundingChecker:
@@ -122,9 +142,13 @@ class GroundingChecker:
 
     def __init__(self, evidence: Sequence[str], *, embed: Embed | None = None, min_overlap: float = 0.6,
                  min_similarity: float = 0.75, contexts: Sequence[str] = (), foreign_terms: Set[str] = frozenset(),
-                 requested: Sequence[str] = ()) -> None:
+                 requested: Sequence[str] = (), unit_headings: Sequence[Sequence[str]] = ()) -> None:
+        """`contexts`: each article's title and sections; `unit_headings`: each article's title and section of
+        every line of its evidence (`EvidenceSet.unit_headings`)."""
         contexts = list(contexts) + [""] * (len(evidence) - len(contexts))
-        self.articles = [_article(text, context) for text, context in zip(evidence, contexts, strict=True)]
+        headings = list(unit_headings) + [()] * (len(evidence) - len(unit_headings))
+        self.articles = [_article(text, context, lines)
+                         for text, context, lines in zip(evidence, contexts, headings, strict=True)]
         self.foreign_terms = foreign_terms
         self.requested = {phrase: re.compile(rf"\b{re.escape(phrase)}\b") for phrase in requested}
         self.embed, self.min_overlap, self.min_similarity = embed, min_overlap, min_similarity
@@ -165,11 +189,11 @@ class GroundingChecker:
             if swapped is not None:
                 return SentenceCheck(sentence, True, False, (f"{swapped[1]} (the evidence says {swapped[0]})",))
         if unit is not None and overlap >= self.min_overlap and \
-                negated(words) == negated(set(self.articles[best].unit_words[unit])):
+                negated(words) == self.articles[best].negated_unit(unit, words):
             return SentenceCheck(sentence, True, True, (), best)
         similarity, article, unit = self._closest(LIST_MARK.sub("", sentence), candidates)
         if article is not None and similarity >= self.min_similarity and \
-                negated(words) == negated(set(self.articles[article].unit_words[unit])):
+                negated(words) == self.articles[article].negated_unit(unit, words):
             return SentenceCheck(sentence, True, True, (), article)
         return SentenceCheck(sentence, True, False)
 

@@ -358,5 +358,6 @@ def grounding_checker(settings: Settings, ranker: EvidenceRanker, evidence: Evid
                       ) -> GroundingChecker:
     """The check a turn's reply sentences must pass: against that turn's evidence, with cached unit vectors."""
     return GroundingChecker(evidence.texts(), embed=ranker.vectors, min_similarity=settings.support_similarity,
-                            contexts=evidence.contexts(), foreign_terms=ranker.foreign_terms(question),
+                            contexts=evidence.contexts(), unit_headings=evidence.unit_headings(),
+                            foreign_terms=ranker.foreign_terms(question),
                             requested=requested_phrases(question))

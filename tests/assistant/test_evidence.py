@@ -165,6 +165,20 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     assert stated_fact(evidence, "If I return it, do I pay the shipping fee?") is None  # a yes or no
 
 
+def test_a_percentage_answers_how_much_a_fee_is():
+    from assistant.dialogue.evidence import AskedFact, stated_fact
+
+    fee = chunk("The refund fee is 15% of the item price.\nExample: an item that cost $80 gets a refund of $68.",
+                "billing/refunds", "Refunds", "How much is it?")
+    evidence = EvidenceRanker([fee], keyword_embed, EvidenceConfig(margin=1.0)).select(
+        "refund", [hit("billing/refunds", "Refunds")])
+    asked = stated_fact(evidence, "How much is the refund fee?")
+    assert asked.kind == "price" and asked.stated_in("It's 15% of what you paid.")
+    assert not AskedFact("", 0, "number").stated_in("It costs nothing.")
+    price = AskedFact("", 0, "price")
+    assert price.stated_in("It costs $12.") and not price.stated_in("In 5 days.")
+
+
 def test_a_question_that_names_something_the_evidence_says_asks_for_the_sentence_that_says_it():
     from assistant.dialogue.evidence import AskedFact, stated_fact
 

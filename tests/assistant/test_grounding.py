@@ -137,3 +137,21 @@ def test_a_name_from_one_article_and_facts_from_another_are_not_supported():
     assert checker.check("United Kingdom: delivery time 6–10 business days; price £9.99.").supported
     assert checker.check("Express delivery takes 1–2 business days after dispatch.").supported
     assert checker.check("Important: Standard delivery takes 3–5 business days after dispatch.").supported
+
+
+def test_a_units_negation_is_read_under_its_own_section_and_only_when_the_sentence_uses_its_words():
+    from assistant.dialogue.grounding import GroundingChecker
+
+    fee = "The restocking fee is 15% of the item price.\nThe item is defective or was damaged on arrival."
+    checker = GroundingChecker([fee], contexts=["Restocking fee How much is it? When there's no fee"],
+                               unit_headings=[["Restocking fee How much is it?", "Restocking fee When there's no fee"]])
+    assert checker.check("The restocking fee is 15% of the item price.").supported  # another section's "no"
+    assert not checker.check("A restocking fee is charged when the item was damaged on arrival.").supported
+    whole = GroundingChecker([fee], contexts=["Restocking fee How much is it? When there's no fee"])
+    assert not whole.check("The restocking fee is 15% of the item price.").supported  # read under every heading
+    listed = "Accidental damage and drops\nLiquid damage"
+    warranty = GroundingChecker([listed], contexts=["Warranty What isn't covered"],
+                                unit_headings=[["Warranty What isn't covered"] * 2])
+    assert warranty.check("Accidental damage and drops.").supported  # the list item, as the list says it
+    assert not warranty.check("Accidental damage and drops are covered.").supported
+    assert warranty.check("Liquid damage isn't covered.").supported
