@@ -97,6 +97,11 @@ class AskedFact:
                    for fact in fact_tokens(text))
 
 
+def _checkable_heading(heading: str) -> str:
+    """A heading as the check may read it: nothing when it holds instruction-like text (it supports nothing)."""
+    return "" if injection_markers(heading) else heading
+
+
 def _says(text: str, name: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None
 
@@ -146,19 +151,15 @@ class EvidenceSet:
 
     def unit_headings(self) -> list[list[str]]:
         """Per article, the title and section of each line of its `texts()` (what a unit's negation is read under)."""
-        def heading(unit: Unit) -> str:
-            text = " ".join(filter(None, (unit.title, unit.section)))
-            return "" if injection_markers(text) else text
-
-        return [[heading(e.unit) for e in self.of_article(n)] for n in range(1, len(self.articles) + 1)]
+        return [[_checkable_heading(" ".join(filter(None, (e.unit.title, e.unit.section)))) for e in self.of_article(n)]
+                for n in range(1, len(self.articles) + 1)]
 
     def contexts(self) -> list[str]:
         """One line per article: its title and the sections its evidence comes from (what the check may read)."""
         out = []
         for n, article in enumerate(self.articles, start=1):
             sections = dict.fromkeys(e.unit.section for e in self.of_article(n) if e.unit.section)
-            heading = " ".join([article.title, *sections])
-            out.append("" if injection_markers(heading) else heading)  # a poisoned title supports nothing
+            out.append(_checkable_heading(" ".join([article.title, *sections])))
         return out
 
     def summary(self) -> list[dict[str, object]]:
