@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from assistant.dialogue.text import STOP_WORDS, content_words, fact_tokens, is_contact_fact, names, split_sentences
@@ -68,6 +68,14 @@ class Unit:
         return f"{self.section or self.title}: {_as_sentence(self.text)}" if self.fragment else self.text
 
     @property
+    def in_its_list(self) -> str:
+        """A bullet read under its section heading when quoted alone ("When there's no fee: The item is defective or
+        was damaged on arrival."): out of its list, the item no longer says what it is a case of."""
+        if self.kind == "item" and self.group and self.section and not self.fragment:
+            return f"{self.section}: {self.text}"
+        return self.under_heading
+
+    @property
     def context_text(self) -> str:
         """What is embedded: the unit read with its article title and section."""
         heading = f"{self.title} — {self.section}" if self.section else self.title
@@ -87,14 +95,24 @@ class AskedFact:
     with Discover?")."""
     names: tuple[str, ...] = ()
     """For `name`: the question's names that the evidence states (lower-cased)."""
+    facts: frozenset[str] = frozenset()
+    """The sentence's own facts of the asked kind; when set, a reply states the fact only by stating one of them
+    ("How long do I have to return an item?" is not answered by the holiday exception's "January 31")."""
 
     def stated_in(self, text: str) -> bool:
-        """True when `text` states a fact of the asked kind (for `name`: says one of the names)."""
+        """True when `text` states a fact of the asked kind (one of `facts`, when set; for `name`: one of the
+        names)."""
         if self.kind == "name":
             return any(_says(text, name) for name in self.names)
-        return any(_fact_kind(fact) == self.kind or (self.kind == "number" and _fact_kind(fact) == "price")
-                   or (self.kind == "price" and fact.endswith("%"))  # "How much is the fee?": "15% of the price"
-                   for fact in fact_tokens(text))
+        stated = self.of_kind(fact_tokens(text))
+        return bool(stated & self.facts) if self.facts else bool(stated)
+
+    def of_kind(self, facts: Set[str]) -> frozenset[str]:
+        """The facts among `facts` of the asked kind (a number question takes a price too, a price question a
+        percentage: "How much is the fee?": "15% of the price")."""
+        return frozenset(fact for fact in facts if _fact_kind(fact) == self.kind
+                         or (self.kind == "number" and _fact_kind(fact) == "price")
+                         or (self.kind == "price" and fact.endswith("%")))
 
 
 def _checkable_heading(heading: str) -> str:
@@ -481,8 +499,13 @@ def asks_for_fact(question: str) -> bool:
     """True when the question asks for a number, price, time, link or address ("how long is the link valid?"), not
     for a yes or no ("Do I pay full price?")."""
     asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
-    yes_no = bool(_YES_NO_QUESTION.search(asked)) and not _WH_WORD.search(asked)
-    return bool(_FACT_QUESTION.search(asked)) and not yes_no
+    return bool(_FACT_QUESTION.search(asked)) and not asks_yes_no(asked)
+
+
+def asks_yes_no(question: str) -> bool:
+    """True when the question asks for a yes or no ("Is shipping free?", "the order is gone now?"), not "what"."""
+    asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
+    return bool(_YES_NO_QUESTION.search(asked)) and not _WH_WORD.search(asked)
 
 
 def asks_how_to(question: str) -> bool:
@@ -543,12 +566,13 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
         return None if asks_how_to(question) else named_fact(evidence, question)
     kind = "contact" if _CONTACT_QUESTION.search(question) else "price" if _PRICE_QUESTION.search(question) \
         else "number"
-    stating = [e for e in evidence.items if not e.unit.text.endswith(":") and
-               AskedFact("", 0, kind).stated_in(e.unit.text)]
+    any_fact = AskedFact("", 0, kind)
+    stating = [e for e in evidence.items if not e.unit.text.endswith(":") and any_fact.stated_in(e.unit.text)]
     if not stating:
         return None
     best = max(stating, key=lambda e: e.score)
-    return AskedFact(_as_sentence(best.unit.text), best.article, kind)
+    return AskedFact(_as_sentence(best.unit.text), best.article, kind,
+                     facts=any_fact.of_kind(fact_tokens(best.unit.text)))
 
 
 def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
@@ -557,14 +581,31 @@ def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     says "Discover" answers something else. A bullet fragment is read under its heading ("Store orders: Discover.")
     when no sentence says it. None when the question names nothing the evidence says."""
     asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
-    wanted = sorted(names(asked))
+    wanted = sorted(names(asked)) or _singled_out(evidence, asked)
     saying = [(e, said) for e in evidence.items if not e.unit.text.endswith(":")
               if (said := {n for n in wanted if _says(e.unit.text, n)})]
     if not saying:
         return None
     best, _ = max(saying, key=lambda pair: (not pair[0].unit.fragment, len(pair[1]), pair[0].score))
     said = tuple(n for n in wanted if any(n in names_said for _, names_said in saying))
-    return AskedFact(_as_sentence(best.unit.under_heading), best.article, "name", said)
+    return AskedFact(_as_sentence(best.unit.in_its_list), best.article, "name", said)
+
+
+def _singled_out(evidence: EvidenceSet, asked: str) -> list[str]:
+    """Words of a yes-or-no question that one evidence unit alone says ("Is there a restocking fee if the item is
+    defective?": "defective", said only by "The item is defective or was damaged on arrival." under "When there's
+    no fee"): the condition asked about, which an answer that never says it leaves unanswered."""
+    if not asks_yes_no(asked) or len(evidence.items) < 2:
+        return []
+    said = [_singular(content_words(e.unit.text)) for e in evidence.items]
+    topic = _singular(content_words(" ".join(f"{e.unit.title} {e.unit.section}" for e in evidence.items)))
+    return sorted(w for w in content_words(asked)
+                  if (one := _singular({w})) - topic and sum(bool(one & words) for words in said) == 1)
+
+
+def _singular(words: Set[str]) -> set[str]:
+    """Words with a plural -s taken off ("refunds", "refund"), so a word's two numbers count as one."""
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words}
 
 
 def _as_sentence(text: str) -> str:

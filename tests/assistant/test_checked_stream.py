@@ -83,7 +83,7 @@ RETURNS = ("You can return most Northwind devices bought from our online store, 
            "You have 30 days from the delivery date to start a return.\n"
            "The delivery date is the one shown in your tracking, not the date you placed the order.\n"
            "Your return is on time if you create the return in the returns portal within the window.")
-FACT = AskedFact("You have 30 days from the delivery date to start a return.", 1)
+FACT = AskedFact("You have 30 days from the delivery date to start a return.", 1, facts=frozenset({"30"}))
 
 
 def returns_stream(draft, fact=FACT):
@@ -105,6 +105,15 @@ def test_a_sentence_without_the_fact_waits_for_the_one_that_states_it():
                                   "the window. You have 30 days from the delivery date to start a return.")
     assert text.startswith("You have 30 days from the delivery date") and "returns portal" in text
     assert not report.fact_quoted and report.quoted == 0
+
+
+def test_a_fact_of_another_sentence_does_not_answer_what_was_asked():
+    holiday = "Items delivered between November 15 and December 31 can be returned until January 31 of the next year."
+    checker = GroundingChecker([f"{RETURNS}\n{holiday}"], contexts=["How long do I have to return something?"])
+    stream = CheckedStream(checker, fact=FACT)
+    text = "".join([*stream.feed(pieces(holiday)), *stream.finish()])
+    assert text == f"You have 30 days from the delivery date to start a return. {holiday}"
+    assert stream.report.fact_quoted
 
 
 def test_a_reply_that_never_says_what_the_question_names_is_led_by_the_evidence_that_does():

@@ -24,6 +24,25 @@ def hit(doc_id, title):
     return Hit(doc_id, f"{doc_id}#0", title, "", f"https://help.example/{doc_id}", 1.0, 0.5)
 
 
+def test_a_yes_or_no_question_asks_for_the_one_unit_that_says_its_condition():
+    from assistant.dialogue.evidence import AskedFact, stated_fact
+
+    charged = chunk("We charge the fee when a returned item:\n- comes back without its box,\n"
+                    "- has damage that isn't caused by a defect.", "returns/fee", "Restocking fee", "When we charge it")
+    free = chunk("- The item is defective or was damaged on arrival.\n- We made a mistake, like sending the wrong "
+                 "item.", "returns/fee", "Restocking fee", "When there's no fee", position=1)
+    evidence = EvidenceRanker([charged, free], keyword_embed, EvidenceConfig(margin=1.0)).select(
+        "restocking fee item", [hit("returns/fee", "Restocking fee")])
+    asked = stated_fact(evidence, "Is there a restocking fee if the item is defective?")
+    # out of its list the item no longer says it is a case of no fee: it is quoted under its section
+    assert asked == AskedFact("When there's no fee: The item is defective or was damaged on arrival.", 1, "name",
+                              ("defective",))
+    assert not asked.stated_in("We made a mistake, like sending the wrong item.")
+    # words every unit or the headings say ("fee", "item") single nothing out; a wh-question is no yes or no
+    assert stated_fact(evidence, "Is there a restocking fee for an item?") is None
+    assert stated_fact(evidence, "Which fee applies when the item is defective?") is None
+
+
 RESET = chunk("If you forgot your password, you can set a new one.\n\n"
               "1. Open the app and tap Forgot password.\n"
               "2. Enter your email and tap Send reset link.\n"
@@ -156,9 +175,10 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     ranker = EvidenceRanker([contact], keyword_embed, EvidenceConfig(margin=1.0))
     evidence = ranker.select("refund", [hit("billing/refunds", "Refunds")])
     assert stated_fact(evidence, "How long does a refund take?") == AskedFact(
-        "Refunds are sent within 5 business days.", 1, "number")
+        "Refunds are sent within 5 business days.", 1, "number", facts=frozenset({"5"}))
     assert stated_fact(evidence, "What is the refund email address?") == AskedFact(
-        "Write to refunds@northwind.example for a refund.", 1, "contact")
+        "Write to refunds@northwind.example for a refund.", 1, "contact",
+        facts=frozenset({"refunds@northwind.example"}))
     assert stated_fact(evidence, "What’s the refund e-mail?").kind == "contact"  # a curly apostrophe too
     assert stated_fact(evidence, "Can I get a refund?") is None  # it asks for no fact
     assert stated_fact(evidence, "How much does a refund cost?") is None  # a price: 5 business days is none
@@ -174,6 +194,7 @@ def test_a_percentage_answers_how_much_a_fee_is():
         "refund", [hit("billing/refunds", "Refunds")])
     asked = stated_fact(evidence, "How much is the refund fee?")
     assert asked.kind == "price" and asked.stated_in("It's 15% of what you paid.")
+    assert not asked.stated_in("An item that cost $80 gets $68 back.")  # a price, but the example's, not the fee
     assert not AskedFact("", 0, "number").stated_in("It costs nothing.")
     price = AskedFact("", 0, "price")
     assert price.stated_in("It costs $12.") and not price.stated_in("In 5 days.")
