@@ -558,10 +558,11 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
 
 
 def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
-    """The best evidence unit that states the kind of fact the question asks for: a number, price or time ("What
-    is your return window?": "You have 30 days ..."), or a link, e-mail address or phone number when it asks for
-    one of those; for any other question but a how-to, what it names ("Can I pay with Discover?"), when the
-    evidence says it. None when the question asks for no fact or no unit states one."""
+    """The evidence unit that states the kind of fact the question asks for (of those, the one saying most of the
+    question's words, then the best scored): a number, price or time ("What is your return window?": "You have 30
+    days ..."), or a link, e-mail address or phone number when it asks for one of those; for any other question
+    but a how-to, what it names ("Can I pay with Discover?"), when the evidence says it. None when the question
+    asks for no fact or no unit states one."""
     if not asks_for_fact(question):
         return None if asks_how_to(question) else named_fact(evidence, question)
     kind = "contact" if _CONTACT_QUESTION.search(question) else "price" if _PRICE_QUESTION.search(question) \
@@ -570,7 +571,8 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     stating = [e for e in evidence.items if not e.unit.text.endswith(":") and any_fact.stated_in(e.unit.text)]
     if not stating:
         return None
-    best = max(stating, key=lambda e: e.score)
+    asked = _singular(content_words(question))  # "How many cameras on the free plan?": Free's row, not Premium's
+    best = max(stating, key=lambda e: (len(asked & _singular(content_words(e.unit.text))), e.score))
     return AskedFact(_as_sentence(best.unit.text), best.article, kind,
                      facts=any_fact.of_kind(fact_tokens(best.unit.text)))
 

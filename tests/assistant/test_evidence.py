@@ -185,6 +185,17 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
     assert stated_fact(evidence, "If I return it, do I pay the shipping fee?") is None  # a yes or no
 
 
+def test_of_the_sentences_stating_a_fact_the_one_saying_what_the_question_says_is_asked_for():
+    from assistant.dialogue.evidence import stated_fact
+
+    rows = chunk("Premium plans: money back within 25 days.\nFree plan refund: 2 days.", "billing/refunds", "Refunds")
+    evidence = EvidenceRanker([rows], keyword_embed, EvidenceConfig(margin=1.0)).select(
+        "refund", [hit("billing/refunds", "Refunds")])
+    assert max(evidence.items, key=lambda e: e.score).unit.text.startswith("Premium")  # the better scored
+    asked = stated_fact(evidence, "How many days does a refund take on the free plan?")
+    assert asked.sentence == "Free plan refund: 2 days." and asked.facts == {"2"}
+
+
 def test_a_percentage_answers_how_much_a_fee_is():
     from assistant.dialogue.evidence import AskedFact, stated_fact
 
