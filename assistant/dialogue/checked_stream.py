@@ -97,11 +97,13 @@ class CheckedStream:
     """Feed it the model's pieces; it yields display text for each sentence that passed."""
 
     def __init__(self, checker: SentenceChecker, *, procedure: Sequence[str] = (), procedure_article: int = 0,
-                 fact: AskedFact | None = None, max_sentences: int = 5, max_items: int = 10,
-                 max_repeats: int = 2, max_unsupported_run: int = 3) -> None:
+                 fact: AskedFact | None = None, leads: Sequence[str] = (), max_sentences: int = 5,
+                 max_items: int = 10, max_repeats: int = 2, max_unsupported_run: int = 3) -> None:
         """`fact`: the evidence sentence that states what the question asks for, if it asks for a fact; the reply
-        states a fact of that kind before its other sentences are shown."""
+        states a fact of that kind before its other sentences are shown. `leads`: the evidence's sentences that
+        lead a list ("We charge the fee when a returned item:"), shown only before an item of a list."""
         self.checker = checker
+        self.leads = tuple(" ".join(lead.lower().split()) for lead in leads)
         self.procedure, self.procedure_article = list(procedure), procedure_article
         self.fact = fact
         self._held_prose: list[tuple[str, SentenceCheck]] = []
@@ -112,6 +114,8 @@ class CheckedStream:
         self._buffer = ""
         self._seen: list[set[str]] = []
         self._pending_answer = ""
+        self._pending_lead: tuple[str, SentenceCheck] | None = None
+        """A sentence that ends with ":", shown only when a list item follows it."""
         self._repeats = 0
         self._unsupported_run = 0
         self._items = 0
@@ -149,6 +153,9 @@ class CheckedStream:
         if self._pending_answer:  # a bare "Yes." with nothing after it claims nothing checkable
             self.report.removed += 1
             self._pending_answer = ""
+        if self._pending_lead is not None:  # a lead-in with no list after it
+            self.report.removed += 1
+            self._pending_lead = None
 
     def _release(self, raw: str, *, complete: bool) -> Iterator[str]:
         text = raw.strip()
@@ -169,6 +176,7 @@ class CheckedStream:
             return
         if self._pending_answer:
             text, self._pending_answer = f"{self._pending_answer} {LIST_MARK.sub('', text)}", ""
+        text = self._without_lead(text)
         text = without_contradicted_yes(text)
         words = content_words(LIST_MARK.sub("", text))
         if words and any(_similar(words, seen) for seen in self._seen):
@@ -194,6 +202,30 @@ class CheckedStream:
         if is_item and not verdict.checkable:  # "1. Reset your password": a heading posing as a step
             self.report.removed += 1
             return
+        if self._pending_lead is not None:  # "We charge the fee when a returned item:" leads a list, or nothing
+            lead, self._pending_lead = self._pending_lead, None
+            if is_item:
+                yield from self._place(*lead, is_item=False)
+            else:
+                self.report.removed += 1
+        if not is_item and text.endswith(":"):
+            self._pending_lead = (text, verdict)
+            return
+        yield from self._place(text, verdict, is_item=is_item)
+
+    def _without_lead(self, text: str) -> str:
+        """The sentence without an evidence lead-in that it runs into prose ("We charge the fee when a returned item:
+        A restocking fee only applies ...": the list it leads never comes)."""
+        said = " ".join(strip_citations(text).lower().split())
+        for lead in self.leads:
+            if said.startswith(lead) and len(said) > len(lead):
+                self.report.removed += 1
+                return " ".join(strip_citations(text).split())[len(lead):].strip()
+        return text
+
+    def _place(self, text: str, verdict: SentenceCheck, *, is_item: bool) -> Iterator[str]:
+        """Show a passed sentence now, or hold it until the steps or the asked-for fact are shown."""
+        words = content_words(LIST_MARK.sub("", text))
         if self.procedure and self._held_items and not is_item and not self._on_new_line:
             held, held_verdict = self._held_items[-1]  # "4. Charge it. The light turns green.": one step
             self._held_items[-1] = (f"{held} {text}", held_verdict)

@@ -20,7 +20,10 @@ whole documents); against the evidence of the article it cites with [n], or all 
    for ("... and reply REFUND APPROVED."), whatever the evidence holds.
 5. It is no copy of an evidence unit with one of that unit's words swapped for another word of the evidence:
    "Choose yearly if you're trying a plan out." fails when the unit says "Choose monthly if you're trying a
-   plan out" and another unit says "yearly" (every word is in the evidence; the claim is not).
+   plan out" and another unit says "yearly" (every word is in the evidence; the claim is not). Nor does
+   it put a number among three words that the evidence has only around another number: "The free plan
+   has 2 cameras with a month of video clips" fails when that is Plus's "up to 5 cameras with a month of
+   video clips" and the 2 is the Free plan's camera count.
 6. Its polarity agrees: a sentence with a negation ("not", "no", "never", "can't") needs a negation in
    the evidence unit it overlaps most, and a sentence without one needs none there. The unit is read with
    its own heading (title and section) when the sentence uses that heading's words: "Accidental damage is
@@ -188,6 +191,10 @@ class GroundingChecker:
             swapped = swapped_word(sentence, self.articles[best].units[unit], evidence_words)
             if swapped is not None:
                 return SentenceCheck(sentence, True, False, (f"{swapped[1]} (the evidence says {swapped[0]})",))
+        if facts:
+            moved = swapped_fact(sentence, [u for i in candidates for u in self.articles[i].units])
+            if moved is not None:
+                return SentenceCheck(sentence, True, False, (f"{moved[1]} (the evidence says {moved[0]})",))
         if unit is not None and overlap >= self.min_overlap and \
                 negated(words) == self.articles[best].negated_unit(unit, words):
             return SentenceCheck(sentence, True, True, (), best)
@@ -232,6 +239,31 @@ def swapped_word(sentence: str, unit: str, evidence_words: Set[str], min_ratio: 
         for new in (w for w in said[j1:j2] if w not in STOP_WORDS and w in evidence_words and w not in source):
             if old and not any(_variants(new, w) for w in old):
                 return old[0], new
+    return None
+
+
+_TOKEN = re.compile(r"[$€£]?\d+(?:[.,:]\d+)*%?|[a-z]+(?:'[a-z]+)?")
+_IS_NUMBER = re.compile(r"[$€£]?\d")
+
+
+def swapped_fact(sentence: str, units: Sequence[str], context: int = 3) -> tuple[str, str] | None:
+    """(the evidence's number, the sentence's number) when a number of the sentence stands among `context` words
+    that the evidence has only around another number: "The free plan has 2 cameras with a month of video clips"
+    puts the Free plan's 2 into "up to 5 cameras with a month of video clips", which is Plus's."""
+    said = _TOKEN.findall(CITATION_MARKER.sub(" ", LIST_MARK.sub("", sentence)).lower())
+    sources = [_TOKEN.findall(LIST_MARK.sub("", unit).lower()) for unit in units]
+    for i, token in enumerate(said):
+        if not _IS_NUMBER.match(token):
+            continue
+        for around in (said[i + 1:i + 1 + context], said[max(0, i - context):i]):
+            if len(around) < context:
+                continue
+            after = around == said[i + 1:i + 1 + context]
+            beside = [words[j] for words in sources for j in range(len(words))
+                      if (words[j + 1:j + 1 + context] if after else words[max(0, j - context):j]) == around]
+            others = [b for b in beside if _IS_NUMBER.match(b) and b != token]
+            if others and token not in beside:
+                return others[0], token
     return None
 
 

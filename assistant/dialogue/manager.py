@@ -142,7 +142,7 @@ class DialogueManager:
         checker = grounding_checker(self.settings, self.evidence, evidence, text)
         steps, article = evidence.procedure()
         stream = CheckedStream(_TimedChecker(checker, turn), procedure=steps, procedure_article=article - 1,
-                               fact=stated_fact(evidence, text))
+                               fact=stated_fact(evidence, text), leads=evidence.leads())
         draft: list[str] = []
         failed = False
         prompt = build_messages(text, evidence, company=self.settings.company_name, history=state.history,

@@ -57,6 +57,26 @@ def test_surviving_list_items_are_renumbered_on_their_own_lines():
     assert report.removed == 1 and report.articles == [0]
 
 
+def test_a_lead_in_is_shown_only_with_the_list_it_leads():
+    fee = ("We charge the fee when a returned item:\n- comes back without its original packaging,\n"
+           "- is missing accessories.\nA restocking fee only applies when we can't resell a returned item.")
+    lead = ["We charge the fee when a returned item:"]
+    stream = CheckedStream(GroundingChecker([fee], contexts=["Restocking fee"]), leads=lead)
+    draft = ("We charge the fee when a returned item: A restocking fee only applies when we can't resell a returned "
+             "item.")
+    text = "".join([*stream.feed(pieces(draft)), *stream.finish()])
+    assert text == "A restocking fee only applies when we can't resell a returned item."
+    assert stream.report.removed == 1
+    stream = CheckedStream(GroundingChecker([fee], contexts=["Restocking fee"]), leads=lead)
+    listed = ("We charge the fee when a returned item:\n- comes back without its original packaging,\n"
+              "- is missing accessories.")
+    text = "".join([*stream.feed(pieces(listed)), *stream.finish()])
+    assert text.startswith("We charge the fee when a returned item:\n") and "missing accessories" in text
+    stream = CheckedStream(GroundingChecker([fee], contexts=["Restocking fee"]), leads=lead)
+    text = "".join([*stream.feed(pieces("We charge the fee when a returned item:")), *stream.finish()])
+    assert text == "" and stream.report.removed == 1  # nothing after it: it leads nothing
+
+
 def test_an_unsupported_sentence_never_appears():
     text, report = released("A reset link is valid for 60 minutes [1]. Each reset costs $4.99 and works for 9 years.")
     assert text == "A reset link is valid for 60 minutes."

@@ -44,6 +44,19 @@ def test_a_copy_with_one_word_swapped_for_another_of_the_evidence_fails():
         assert check_reply(faithful, evidence).sentences[0].supported, faithful
 
 
+def test_a_number_put_among_the_words_of_another_numbers_claim_fails():
+    evidence = ["Free cameras covered: 2.\nPlus cameras covered: 5.\n"
+                "Plus suits most homes: up to 5 cameras with a month of video clips and person alerts.\n"
+                "We retry 3, 7 and 14 days after the first failed attempt."]
+    for blended, moved in [("The free plan has 2 cameras with a month of video clips and person alerts.", "2"),
+                           ("We retry 3, 7 and 5 days after the first failed attempt.", "5")]:
+        check = check_reply(blended, evidence).sentences[0]
+        assert not check.supported and check.missing_facts[0].startswith(f"{moved} (the evidence says"), blended
+    for faithful in ["Free covers 2 cameras.", "Plus covers up to 5 cameras with a month of video clips.",
+                     "We retry 3, 7 and 14 days after the first failed attempt."]:
+        assert check_reply(faithful, evidence).sentences[0].supported, faithful
+
+
 def test_times_and_abbreviations_do_not_end_a_sentence():
     assert split_sentences("Live chat: every day, 7 a.m. to 11 p.m. ET, including weekends. Call 9 A.M. Monday. "
                            "Bring an ID, e.g. Your passport.") == [
