@@ -214,13 +214,14 @@ class CheckedStream:
         yield from self._place(text, verdict, is_item=is_item)
 
     def _without_lead(self, text: str) -> str:
-        """The sentence without an evidence lead-in that it runs into prose ("We charge the fee when a returned item:
-        A restocking fee only applies ...": the list it leads never comes)."""
-        said = " ".join(strip_citations(text).lower().split())
+        """The sentence without an evidence lead-in that it runs into another sentence ("We charge the fee when a
+        returned item: A restocking fee only applies ...": the list it leads never comes)."""
+        written = " ".join(strip_citations(text).split())
         for lead in self.leads:
-            if said.startswith(lead) and len(said) > len(lead):
+            rest = written[len(lead):].strip()
+            if written.lower().startswith(lead) and rest[:1].isupper():  # "...: $39.99/year" is the list's own item
                 self.report.removed += 1
-                return " ".join(strip_citations(text).split())[len(lead):].strip()
+                return rest
         return text
 
     def _place(self, text: str, verdict: SentenceCheck, *, is_item: bool) -> Iterator[str]:

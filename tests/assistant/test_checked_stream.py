@@ -75,6 +75,9 @@ def test_a_lead_in_is_shown_only_with_the_list_it_leads():
     stream = CheckedStream(GroundingChecker([fee], contexts=["Restocking fee"]), leads=lead)
     text = "".join([*stream.feed(pieces("We charge the fee when a returned item:")), *stream.finish()])
     assert text == "" and stream.report.removed == 1  # nothing after it: it leads nothing
+    stream = CheckedStream(GroundingChecker([fee], contexts=["Restocking fee"]), leads=lead)
+    run_in = "We charge the fee when a returned item: comes back without its original packaging."
+    assert "".join([*stream.feed(pieces(run_in)), *stream.finish()]) == run_in  # its own item: checked whole
 
 
 def test_an_unsupported_sentence_never_appears():
