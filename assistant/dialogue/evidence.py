@@ -490,6 +490,9 @@ _FACT_QUESTION = re.compile(
     r"percentage|percent|prices?|costs?|fees?|deadlines?|cut-?off|hours|until)\b", re.IGNORECASE)
 
 
+# "How long is the reset link valid?" asks for a time, whatever else it names.
+_TIME_QUESTION = re.compile(r"\b(how (long|many|soon|fast|often|old)|what time|what hours|which (day|days|hours))\b",
+                            re.IGNORECASE)
 _PRICE_QUESTION = re.compile(r"\b(how much|prices?|costs?|fees?|charged?|pay)\b", re.IGNORECASE)
 # "Do I pay full price?", "Is shipping free?": a yes or no is asked for, whatever figures the answer holds.
 _YES_NO_QUESTION = re.compile(r"^\W*(do|does|did|is|are|am|was|were|can|could|will|would|should|may|have|has)\b|"
@@ -577,8 +580,8 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     the question asks for no fact or no unit states one."""
     if not asks_for_fact(question):
         return None if asks_how_to(question) else named_fact(evidence, question)
-    kind = "contact" if _CONTACT_QUESTION.search(question) else "price" if _PRICE_QUESTION.search(question) \
-        else "number"
+    kind = "number" if _TIME_QUESTION.search(question) else "contact" if _CONTACT_QUESTION.search(question) \
+        else "price" if _PRICE_QUESTION.search(question) else "number"
     any_fact = AskedFact("", 0, kind)
     stating = [e for e in evidence.items if not e.unit.text.endswith(":") and any_fact.stated_in(e.unit.text)]
     if not stating:

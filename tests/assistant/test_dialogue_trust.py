@@ -202,6 +202,15 @@ def test_models_own_i_dont_know_is_answered_from_evidence_that_passed_the_gates(
     assert result.text in {unit["text"] for unit in result.check.evidence}  # quoted as the article says it
 
 
+def test_a_declined_fact_question_is_answered_with_the_asked_for_fact(make_manager):
+    manager = make_manager(reply="I'm sorry, I don't have that information in the sources.", evidence_margin=0.5)
+    result = final(manager, "What is your return window?")
+    assert result.check.fallback and result.text == "You have 30 days from the delivery date to start a return."
+    # "how long" asks for a time, though it names a link: not the reset page's address
+    result = final(manager, "How long is a reset link valid?")
+    assert result.text == "A reset link is valid for 60 minutes and can be used once."
+
+
 def test_models_own_i_dont_know_becomes_an_abstention_when_trusted(make_manager):
     manager = make_manager(reply="I'm sorry, I don't have that information in the sources.", trust_model_decline=True)
     result = final(manager, "Will a password reset sign me out?")

@@ -180,6 +180,7 @@ def test_the_stated_fact_is_the_kind_the_question_asks_for():
         "Write to refunds@northwind.example for a refund.", 1, "contact",
         facts=frozenset({"refunds@northwind.example"}))
     assert stated_fact(evidence, "What’s the refund e-mail?").kind == "contact"  # a curly apostrophe too
+    assert stated_fact(evidence, "How long is the refund email link valid?").kind == "number"  # a time, not a link
     assert stated_fact(evidence, "Can I get a refund?") is None  # it asks for no fact
     assert stated_fact(evidence, "How much does a refund cost?") is None  # a price: 5 business days is none
     assert stated_fact(evidence, "If I return it, do I pay the shipping fee?") is None  # a yes or no
