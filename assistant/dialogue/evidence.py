@@ -91,10 +91,11 @@ class AskedFact:
     """Number of its article in the prompt (1-based)."""
     kind: str = "number"
     """What was asked for: `contact` (a link, e-mail address or phone number), `price` (an amount of money, or a
-    percentage of one), `number` (a time, count or other figure) or `name` (what the question names: "Can I pay
-    with Discover?")."""
+    percentage of one), `number` (a time, count or other figure), `name` (what the question names: "Can I pay
+    with Discover?") or `word` (a yes-or-no question's word that one evidence unit alone says: "... if the item is
+    defective?")."""
     names: tuple[str, ...] = ()
-    """For `name`: the question's names that the evidence states (lower-cased)."""
+    """For `name` and `word`: the question's names (or words) that the evidence states (lower-cased)."""
     facts: frozenset[str] = frozenset()
     """The sentence's own facts of the asked kind; when set, a reply states the fact only by stating one of them
     ("How long do I have to return an item?" is not answered by the holiday exception's "January 31")."""
@@ -102,7 +103,7 @@ class AskedFact:
     def stated_in(self, text: str) -> bool:
         """True when `text` states a fact of the asked kind (one of `facts`, when set; for `name`: one of the
         names)."""
-        if self.kind == "name":
+        if self.kind in ("name", "word"):
             return any(_says(text, name) for name in self.names)
         stated = self.of_kind(fact_tokens(text))
         return bool(stated & self.facts) if self.facts else bool(stated)
@@ -598,14 +599,15 @@ def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
     says "Discover" answers something else. A bullet fragment is read under its heading ("Store orders: Discover.")
     when no sentence says it. None when the question names nothing the evidence says."""
     asked = " ".join(s for s in split_sentences(question) if s.endswith("?")) or question
-    wanted = sorted(names(asked)) or _singled_out(evidence, asked)
+    named = sorted(names(asked))
+    wanted = named or _singled_out(evidence, asked)
     saying = [(e, said) for e in evidence.items if not e.unit.text.endswith(":")
               if (said := {n for n in wanted if _says(e.unit.text, n)})]
     if not saying:
         return None
     best, _ = max(saying, key=lambda pair: (not pair[0].unit.fragment, len(pair[1]), pair[0].score))
     said = tuple(n for n in wanted if any(n in names_said for _, names_said in saying))
-    return AskedFact(_as_sentence(best.unit.in_its_list), best.article, "name", said)
+    return AskedFact(_as_sentence(best.unit.in_its_list), best.article, "name" if named else "word", said)
 
 
 def _singled_out(evidence: EvidenceSet, asked: str) -> list[str]:

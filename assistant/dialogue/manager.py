@@ -190,8 +190,9 @@ class DialogueManager:
                                                                      and model_declined)
             extract = None if declined else extract_answer(evidence)
             fact = stated_fact(evidence, question)  # None unless the question asks for a fact the evidence states
-            if extract is not None and fact is not None and not fact.stated_in(extract[0]):
-                extract = fact.sentence, fact.article  # "How much do I save?" is not answered by "25 cameras"
+            # "How much do I save?" is not answered by "25 cameras"; a yes-or-no question's word is no such claim
+            if extract is not None and fact is not None and fact.kind != "word" and not fact.stated_in(extract[0]):
+                extract = fact.sentence, fact.article
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
                 outcome = CheckOutcome(report.before, None, False, report.removed, evidence.summary(), draft)

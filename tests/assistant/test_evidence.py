@@ -35,7 +35,7 @@ def test_a_yes_or_no_question_asks_for_the_one_unit_that_says_its_condition():
         "restocking fee item", [hit("returns/fee", "Restocking fee")])
     asked = stated_fact(evidence, "Is there a restocking fee if the item is defective?")
     # out of its list the item no longer says it is a case of no fee: it is quoted under its section
-    assert asked == AskedFact("When there's no fee: The item is defective or was damaged on arrival.", 1, "name",
+    assert asked == AskedFact("When there's no fee: The item is defective or was damaged on arrival.", 1, "word",
                               ("defective",))
     assert not asked.stated_in("We made a mistake, like sending the wrong item.")
     # words every unit or the headings say ("fee", "item") single nothing out; a wh-question is no yes or no
