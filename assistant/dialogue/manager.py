@@ -23,7 +23,7 @@ from assistant.dialogue.evidence import (
 )
 from assistant.dialogue.grounding import GroundingChecker, SentenceCheck
 from assistant.dialogue.policies import Action, Decision, TurnLimits, TurnState
-from assistant.dialogue.text import names
+from assistant.dialogue.text import fact_tokens, names
 from assistant.errors import AssistantError, InvalidMessage
 from assistant.generation import Generator
 from assistant.guards import check_message, injection_markers, redact_pii, redact_values, requested_phrases
@@ -190,8 +190,10 @@ class DialogueManager:
                                                                      and model_declined)
             extract = None if declined else extract_answer(evidence)
             fact = stated_fact(evidence, question)  # None unless the question asks for a fact the evidence states
-            # "How much do I save?" is not answered by "25 cameras"; a yes-or-no question's word is no such claim
-            if extract is not None and fact is not None and fact.kind != "word" and not fact.stated_in(extract[0]):
+            # a quote that states no fact, or never says the name asked about, gives way to the sentence that does (a
+            # yes-or-no question's word is no such claim)
+            if extract is not None and fact is not None and fact.kind != "word" and \
+                    not (fact.stated_in(extract[0]) if fact.kind == "name" else fact_tokens(extract[0])):
                 extract = fact.sentence, fact.article
             if extract is None:
                 decision = Decision(Action.ABSTAIN, "unsupported", "nothing the model wrote is in the evidence")
