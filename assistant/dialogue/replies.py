@@ -74,7 +74,7 @@ def _as_prose(lines: str) -> str:
     for line in (" ".join(raw.split()) for raw in lines.splitlines()):
         if not line:
             continue
-        if out and not _ENDED.search(out):
+        if out and not _ENDED.search(out) and not out.endswith(","):  # "without its original packaging," ends one
             out += "," if not _ENDED.search(line) else "."
         out = f"{out} {line}".strip()
     return out if not out or _ENDED.search(out) else f"{out}."

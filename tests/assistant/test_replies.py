@@ -13,6 +13,8 @@ def test_a_cited_source_shows_its_evidence_with_list_items_as_a_list_in_a_senten
     assert cited["snippet"] == ("Visa, Discover, Apple Pay. Apple Pay and Google Pay can be used for store orders "
                                 "only. PayPal.")
     assert (cited["n"], cited["doc_id"], cited["title"]) == (1, "billing/payment-methods", "Accepted payment methods")
+    [own_commas] = citations([1], [PAYMENTS], evidence=["comes back without its box,\nis missing accessories, or"])
+    assert own_commas["snippet"] == "comes back without its box, is missing accessories, or."
 
 
 def test_without_evidence_the_passage_is_shown_and_a_long_one_is_cut_between_words():
