@@ -114,6 +114,8 @@ class _Article:
     """Every unit's words, with the headings."""
     unit_polarity: tuple[tuple[frozenset[str], frozenset[str]], ...]
     """(own words, own heading's words) of every unit: what its negation is read from (see `negated_unit`)."""
+    unit_tokens: tuple[tuple[str, ...], ...]
+    """Every unit's words and numbers in order (what `swapped_fact` reads)."""
 
     def negated_unit(self, unit: int, words: Set[str]) -> bool:
         """Whether the unit negates what a sentence with `words` says: its own words, with its heading's when
@@ -137,7 +139,7 @@ def _article(evidence: str, context: str = "", unit_headings: Sequence[str] = ()
     polarity = tuple((frozenset(content_words(u)), frozenset(content_words(h))) for u, h in pairs)
     return _Article(frozenset(fact_tokens(evidence)), frozenset(heading), f"{context} {' '.join(units)}".lower(),
                     units, unit_words, tuple(frozenset(fact_tokens(u)) for u in units), frozenset().union(*unit_words),
-                    polarity)
+                    polarity, tuple(tokens_in_order(u) for u in units))
 
 
 class GroundingChecker:
@@ -192,7 +194,7 @@ class GroundingChecker:
             if swapped is not None:
                 return SentenceCheck(sentence, True, False, (f"{swapped[1]} (the evidence says {swapped[0]})",))
         if facts:
-            moved = swapped_fact(sentence, [u for i in candidates for u in self.articles[i].units])
+            moved = swapped_fact(sentence, [u for i in candidates for u in self.articles[i].unit_tokens])
             if moved is not None:
                 return SentenceCheck(sentence, True, False, (f"{moved[1]} (the evidence says {moved[0]})",))
         if unit is not None and overlap >= self.min_overlap and \
@@ -246,22 +248,30 @@ _TOKEN = re.compile(r"[$€£]?\d+(?:[.,:]\d+)*%?|[a-z]+(?:'[a-z]+)?")
 _IS_NUMBER = re.compile(r"[$€£]?\d")
 
 
-def swapped_fact(sentence: str, units: Sequence[str], context: int = 3) -> tuple[str, str] | None:
+def tokens_in_order(text: str) -> tuple[str, ...]:
+    """Lower-cased words and whole numbers ("$11.99", "15%") in order, list mark and citations left out."""
+    return tuple(_TOKEN.findall(CITATION_MARKER.sub(" ", LIST_MARK.sub("", text)).lower()))
+
+
+def swapped_fact(sentence: str, units: Sequence[Sequence[str]], context: int = 3) -> tuple[str, str] | None:
     """(the evidence's number, the sentence's number) when a number of the sentence stands among `context` words
-    that the evidence has only around another number: "The free plan has 2 cameras with a month of video clips"
-    puts the Free plan's 2 into "up to 5 cameras with a month of video clips", which is Plus's."""
-    said = _TOKEN.findall(CITATION_MARKER.sub(" ", LIST_MARK.sub("", sentence)).lower())
-    sources = [_TOKEN.findall(LIST_MARK.sub("", unit).lower()) for unit in units]
+    (`tokens_in_order` of each unit) that the evidence has only around another number: "The free plan has 2
+    cameras with a month of video clips" puts the Free plan's 2 into "up to 5 cameras with a month of video
+    clips", which is Plus's."""
+    said = tokens_in_order(sentence)
+
+    def around(tokens: Sequence[str], i: int, after: bool) -> tuple[str, ...]:
+        return tuple(tokens[i + 1:i + 1 + context] if after else tokens[max(0, i - context):i])
+
     for i, token in enumerate(said):
         if not _IS_NUMBER.match(token):
             continue
-        for around in (said[i + 1:i + 1 + context], said[max(0, i - context):i]):
-            if len(around) < context:
+        for after in (True, False):
+            words = around(said, i, after)
+            if len(words) < context:
                 continue
-            after = around == said[i + 1:i + 1 + context]
-            beside = [words[j] for words in sources for j in range(len(words))
-                      if (words[j + 1:j + 1 + context] if after else words[max(0, j - context):j]) == around]
-            others = [b for b in beside if _IS_NUMBER.match(b) and b != token]
+            beside = {unit[j] for unit in units for j in range(len(unit)) if around(unit, j, after) == words}
+            others = sorted(b for b in beside if _IS_NUMBER.match(b) and b != token)
             if others and token not in beside:
                 return others[0], token
     return None
