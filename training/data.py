@@ -137,79 +137,27 @@ def rebuild_transcript(transcript: Transcript, prompts: ServerPrompts) -> list[E
     return out
 
 
-def heading_question(title: str, section: str, *, procedure: bool = False) -> str:
-    """A customer's question for an article section, from its title and heading, in the customer's voice.
-
-    A generic heading ("Steps") asks the title: "How do I reset my password?" when the section is a procedure
-    and the title reads as an instruction, else the title as asked ("Support hours?", never "How do I support
-    hours?")."""
+def heading_question(title: str, section: str) -> str:
+    """A customer's question for an article section, from its title and heading."""
     title, section = " ".join(title.split()), " ".join(section.split())
     if section.endswith("?"):
         return section
     if not section or section.lower() in GENERIC_HEADINGS:
-        if procedure and _imperative(title):
-            return f"How do I {_customer_voice(title[:1].lower() + title[1:])}?"
-        return f"{title}?"
+        return f"How do I {title[:1].lower()}{title[1:]}?" if _imperative(title) else f"{title}?"
     return f"{title}: {section[:1].lower()}{section[1:]}?"
 
 
 def _imperative(title: str) -> bool:
     first = title.split()[0].lower() if title.split() else ""
-    return (first.isalpha() and not first.endswith(("s", "ing"))
-            and first not in {"the", "a", "an", "your", "our", "my", *_WH_WORDS})
+    return first.isalpha() and not first.endswith(("s", "ing")) and first not in {"the", "a", "an", "your", "our"}
 
 
-_WH_WORDS = {"what", "when", "where", "which", "who", "why", "how"}
-
-
-def _customer_voice(text: str) -> str:
-    """An article's "your" as the customer says it ("reset your password" -> "reset my password")."""
-    return re.sub(r"\byour\b", "my", text)
-
-
-def section_reply(evidence: Sequence[Any], sentences: int = MAX_TARGET_SENTENCES) -> str:
-    """A section's evidence as the reply to its question, verbatim and in article order.
-
-    A procedure: its steps as a numbered list. A list the best unit belongs to or leads ("Visa", "... when a
-    returned item:"): the list as the evidence holds it, under its lead-in when the evidence has one (two items
-    of seven would teach the model to leave the rest out, and an item cut from its lead-in reads as half a
-    sentence). Every line is the evidence's own.
-    Else the `sentences` units that answer best, one of them stating a fact when the section states one (a
-    heading question asks what the section says, and its figures, times and links are what a customer needs)."""
-    units = sorted((e.unit for e in evidence), key=lambda u: u.order)
+def section_reply(units: Sequence[Any], sentences: int = MAX_TARGET_SENTENCES) -> str:
+    """A section's evidence as a reply: its steps as a numbered list, else its first `sentences` units."""
     steps = [u.text for u in units if u.kind == "step"]
     if steps:
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1))
-    ranked = [e.unit for e in sorted(evidence, key=lambda e: -e.score)]
-    listed = _list_reply(ranked[0], units)
-    if listed:
-        return listed
-    candidates = [u for u in ranked if not _needs_its_list(u)] or ranked
-    chosen = candidates[:sentences]
-    if not any(u.facts for u in chosen):
-        stating = next((u for u in candidates if u.facts), None)
-        if stating is not None:
-            chosen = [*chosen[: max(sentences - 1, 0)], stating]
-    return " ".join(_sentence(u.text) for u in sorted(chosen, key=lambda u: u.order))
-
-
-def _needs_its_list(unit: Any) -> bool:
-    """A bullet fragment, an item that continues its lead-in ("has damage that isn't ..."), or a lead-in."""
-    text = unit.text.strip()
-    return text.endswith(":") or (unit.kind == "item" and bool(unit.group) and (unit.fragment or text[:1].islower()))
-
-
-def _list_reply(best: Any, units: Sequence[Any]) -> str:
-    """The list `best` belongs to or leads, as the evidence holds it, under its lead-in if any; "" otherwise."""
-    if not _needs_its_list(best):
-        return ""
-    group = best.group or next((u.group for u in units if u.order > best.order and u.group), "")
-    items = [u for u in units if group and u.group == group]
-    if not items:
-        return ""
-    before = [u for u in units if u.order < items[0].order]
-    lead = [before[-1].text.strip()] if before and before[-1].text.strip().endswith(":") else []
-    return "\n".join([*lead, *(f"- {u.text.strip().rstrip(',;')}" for u in items)])
+    return " ".join(_sentence(u.text) for u in units[:sentences])
 
 
 def _sentence(text: str) -> str:
@@ -243,13 +191,14 @@ def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3, target
         for unit in units:
             sections.setdefault(unit.section, []).append(unit)
         for section, members in sections.items():
-            question = heading_question(members[0].title, section,
-                                        procedure=any(u.kind == "step" for u in members))
+            question = heading_question(members[0].title, section)
             evidence = prompts.evidence(question)
             ours = [e for e in evidence.items if e.unit.doc_id == doc_id and e.unit.section == section]
             if not ours:
                 continue
-            target = section_reply(ours, target_sentences)
+            if not any(e.unit.kind == "step" for e in ours):  # the units that answer best
+                ours = sorted(ours, key=lambda e: -e.score)[:target_sentences]
+            target = section_reply(sorted((e.unit for e in ours), key=lambda u: u.order), target_sentences)
             group = f"index:{doc_id}"
             messages = [*prompts.messages(question, evidence), {"role": "assistant", "content": target}]
             out.append(Example(f"{group}#{section or 'intro'}", group, tuple(messages), "last", "index", (question,)))

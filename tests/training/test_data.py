@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant.dialogue.evidence import Evidence, Unit
 from assistant.dialogue.text import split_sentences
 from knowledge.demo_data import TESTSET
 from tests.conftest import SHARED_DATA
@@ -22,7 +21,6 @@ from training.data import (
     normalise_question,
     pairs_from_index,
     rebuild_transcript,
-    section_reply,
     split,
 )
 from training.mixture import Mixture, assemble
@@ -57,41 +55,8 @@ def test_duplicate_ids_across_files_are_an_error(tmp_path):
 
 def test_heading_questions():
     assert heading_question("Delete your Northwind account", "Changed your mind?") == "Changed your mind?"
-    assert heading_question("Reset your password", "Steps", procedure=True) == "How do I reset my password?"
+    assert heading_question("Reset your password", "Steps") == "How do I reset your password?"
     assert heading_question("Refund policy", "Yearly plans") == "Refund policy: yearly plans?"
-    # a title that is no instruction, or a section without steps, is asked as it stands
-    assert heading_question("Support hours", "") == "Support hours?"
-    assert heading_question("What to have ready when you contact support", "Steps", procedure=True) == \
-        "What to have ready when you contact support?"
-    assert heading_question("Reset your password", "") == "Reset your password?"
-
-
-def _evidence(*units: tuple[str, str, str, float]) -> list[Evidence]:
-    """(text, kind, group, score) in article order."""
-    return [Evidence(Unit("d", "Title", "", "Section", text, kind, group, (0, i)), score, 1)
-            for i, (text, kind, group, score) in enumerate(units)]
-
-
-def test_a_derived_reply_keeps_a_list_whole_under_its_lead_in():
-    fragments = _evidence(("Visa", "item", "g", 0.9), ("Mastercard", "item", "g", 0.5), ("PayPal", "item", "g", 0.6))
-    assert section_reply(fragments, 2) == "- Visa\n- Mastercard\n- PayPal"
-    led = _evidence(("We charge the fee when a returned item:", "sentence", "", 0.7),
-                    ("comes back without its original packaging,", "item", "g", 0.8),
-                    ("is missing accessories.", "item", "g", 0.6),
-                    ("The fee is 15% of the price.", "sentence", "", 0.5))
-    assert section_reply(led, 2) == ("We charge the fee when a returned item:\n"
-                                     "- comes back without its original packaging\n- is missing accessories.")
-
-
-def test_a_derived_reply_states_the_sections_fact():
-    vague = _evidence(("You have time to fix it.", "sentence", "", 0.9), ("We email you first.", "sentence", "", 0.8),
-                      ("We retry after 3, 7 and 14 days.", "sentence", "", 0.6))
-    assert section_reply(vague, 2) == "You have time to fix it. We retry after 3, 7 and 14 days."
-    stated = _evidence(("The link is valid for 60 minutes.", "sentence", "", 0.9), ("Use it once", "sentence", "", 0.8),
-                       ("Ask again after 10 minutes.", "sentence", "", 0.7))
-    assert section_reply(stated, 2) == "The link is valid for 60 minutes. Use it once."
-    steps = _evidence(("Open the app.", "step", "s", 0.4), ("Tap Reset.", "step", "s", 0.9))
-    assert section_reply(steps, 1) == "1. Open the app.\n2. Tap Reset."
 
 
 def test_split_is_deterministic_and_keeps_groups_together():
@@ -142,8 +107,7 @@ def test_absent_name_questions_decline_and_short_targets_keep_the_best_sentences
     assert all(e.messages[-2]["content"].startswith("Evidence:") for e in absent)  # its own article was found
     for example in (e for e in pairs if e.source == "index"):
         reply = example.messages[-1]["content"]
-        listed = reply[:1].isdigit() or "\n- " in reply or reply.startswith("- ")  # a procedure or list stays whole
-        assert listed or len(split_sentences(reply)) <= 2  # else one unit, and a fact-stating one when short of it
+        assert reply[:1].isdigit() or len(split_sentences(reply)) <= 2  # one unit; a procedure keeps its steps
     assert "Bitcoin" not in ABSENT_NAMES and "Google Home" not in ABSENT_NAMES  # what the end-to-end tests ask
 
 
