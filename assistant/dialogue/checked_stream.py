@@ -30,6 +30,7 @@ from assistant.dialogue.grounding import SentenceCheck, is_bare_answer
 from assistant.dialogue.text import (
     CITATION_MARKER,
     LIST_MARK,
+    as_sentence,
     content_words,
     fact_tokens,
     negated,
@@ -316,7 +317,9 @@ class CheckedStream:
         return fact_tokens(text) <= fact_tokens(said) and not (words - content_words(said) - _FILLER)
 
     def _display(self, text: str) -> str:
-        """The sentence as shown: no citation markers, list items renumbered, one item per line."""
+        """The sentence as shown: no citation markers, list items renumbered, one item per line, prose with the end
+        of its sentence (a line the model wrote without a full stop would run into the next: "... 5–10 business
+        days Apple Pay and Google Pay: ...")."""
         body = strip_citations(text)
         first = not self.report.shown
         if _NUMBERED.match(body) or _BULLET.match(body):
@@ -329,7 +332,7 @@ class CheckedStream:
             return sep + item
         sep = "" if first else ("\n\n" if self._last_kind == "item" else " ")
         self._last_kind = "prose"
-        return sep + body
+        return sep + as_sentence(body)
 
 
 def without_contradicted_yes(text: str) -> str:

@@ -21,7 +21,15 @@ import re
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
-from assistant.dialogue.text import STOP_WORDS, content_words, fact_tokens, is_contact_fact, names, split_sentences
+from assistant.dialogue.text import (
+    STOP_WORDS,
+    as_sentence,
+    content_words,
+    fact_tokens,
+    is_contact_fact,
+    names,
+    split_sentences,
+)
 from assistant.guards import WITHHELD, injection_markers, quote_as_data
 from knowledge import Chunk, Hit
 from knowledge.embedder import CachedEncoder, Encode
@@ -65,7 +73,7 @@ class Unit:
     @property
     def under_heading(self) -> str:
         """A fragment read under its section heading ("What isn't covered: Liquid damage."); else the text."""
-        return f"{self.section or self.title}: {_as_sentence(self.text)}" if self.fragment else self.text
+        return f"{self.section or self.title}: {as_sentence(self.text)}" if self.fragment else self.text
 
     @property
     def in_its_list(self) -> str:
@@ -562,7 +570,7 @@ def extract_answer(evidence: EvidenceSet, max_sentences: int = 2, close: float =
     chosen = [e for e in chosen if e is top or e.unit.section == top.unit.section or e.unit.facts]
     chosen = [e for e in chosen[:max_sentences] if e is top or e.score >= top.score - close]
     chosen.sort(key=lambda e: e.unit.order)
-    return " ".join(_as_sentence(e.unit.text) for e in chosen), top.article
+    return " ".join(as_sentence(e.unit.text) for e in chosen), top.article
 
 
 ASKED_WORD_BONUS = 0.03
@@ -589,7 +597,7 @@ def stated_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
         return None
     asked = _singular(content_words(question))
     best = max(stating, key=lambda e: e.score + ASKED_WORD_BONUS * len(asked & _singular(content_words(e.unit.text))))
-    return AskedFact(_as_sentence(best.unit.text), best.article, kind,
+    return AskedFact(as_sentence(best.unit.text), best.article, kind,
                      facts=any_fact.of_kind(fact_tokens(best.unit.text)))
 
 
@@ -607,7 +615,7 @@ def named_fact(evidence: EvidenceSet, question: str) -> AskedFact | None:
         return None
     best, _ = max(saying, key=lambda pair: (not pair[0].unit.fragment, len(pair[1]), pair[0].score))
     said = tuple(n for n in wanted if any(n in names_said for _, names_said in saying))
-    return AskedFact(_as_sentence(best.unit.in_its_list), best.article, "name" if named else "word", said)
+    return AskedFact(as_sentence(best.unit.in_its_list), best.article, "name" if named else "word", said)
 
 
 def _singled_out(evidence: EvidenceSet, asked: str) -> list[str]:
@@ -626,7 +634,3 @@ def _singular(words: Set[str]) -> set[str]:
     """Words with a plural -s taken off ("refunds", "refund"), so a word's two numbers count as one."""
     return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words}
 
-
-def _as_sentence(text: str) -> str:
-    text = text.strip()
-    return text if re.search(r"[.!?:]$", text) else f"{text}."

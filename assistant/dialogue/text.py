@@ -63,6 +63,12 @@ def split_sentences(text: str) -> list[str]:
     return parts
 
 
+def as_sentence(text: str) -> str:
+    """The text with the end of a sentence ("Credit and debit cards: 5–10 business days" gets its full stop)."""
+    text = text.strip()
+    return text if re.search(r"[.!?:]$", text) else f"{text}."
+
+
 def fact_tokens(text: str) -> set[str]:
     """Checkable facts: URLs, e-mails and numbers (number words as digits; a price keeps its currency sign).
 

@@ -57,6 +57,13 @@ def test_surviving_list_items_are_renumbered_on_their_own_lines():
     assert report.removed == 1 and report.articles == [0]
 
 
+def test_lines_written_without_a_full_stop_are_shown_as_sentences():
+    text, _ = released("A reset link is valid for 60 minutes\nIt can be used once\n"
+                       "1. Enter your email address and tap Send reset link")
+    assert text == ("A reset link is valid for 60 minutes. It can be used once.\n\n"
+                    "1. Enter your email address and tap Send reset link")
+
+
 def test_a_lead_in_is_shown_only_with_the_list_it_leads():
     fee = ("We charge the fee when a returned item:\n- comes back without its original packaging,\n"
            "- is missing accessories.\nA restocking fee only applies when we can't resell a returned item.")
