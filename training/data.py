@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.dialogue.evidence import EvidenceSet
 from assistant.dialogue.replies import says_it_does_not_know
+from assistant.dialogue.text import as_sentence
 from assistant.prompts import build_messages
 from training.records import Transcript
 
@@ -157,12 +158,7 @@ def section_reply(units: Sequence[Any], sentences: int = MAX_TARGET_SENTENCES) -
     steps = [u.text for u in units if u.kind == "step"]
     if steps:
         return "\n".join(f"{n}. {text}" for n, text in enumerate(steps, start=1))
-    return " ".join(_sentence(u.text) for u in units[:sentences])
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if re.search(r"[.!?:]$", text) else text + "."
+    return " ".join(as_sentence(u.text) for u in units[:sentences])
 
 
 def pairs_from_index(prompts: ServerPrompts, *, near_miss_every: int = 3, target_sentences: int = MAX_TARGET_SENTENCES,
